@@ -1,0 +1,3 @@
+from persona_cli.cli import main
+
+main()

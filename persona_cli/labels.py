@@ -1,0 +1,5 @@
+"""The label sets every part of persona agrees on."""
+
+#: the paper's six emotions (CREMA-D's); other corpora's extra emotions are masked out of training
+EMOTIONS = ("anger", "disgust", "fear", "happy", "neutral", "sad")
+GENDERS = ("female", "male")

@@ -1,0 +1,47 @@
+"""Shared fixtures: where the real corpora are, and generated audio."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: real corpora (RAVDESS, EmoDB, Common Voice, CREMA-D labels) kept beside the checkout, never in it
+SHARED_DATA = Path(os.environ.get("PERSONA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SAMPLE_AUDIO = REPO_ROOT / "sample_audio"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's downloads and embedding caches out of the user's real cache."""
+    monkeypatch.setenv("PERSONA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "persona-cache"))
+
+
+def require_shared(*parts: str) -> Path:
+    """Path inside ../shared/data, skipping the test where that corpus is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real corpus not available: {path}")
+    return path
+
+
+def voice_like(seconds: float, sample_rate: int = 16_000, f0: float = 140.0, seed: int = 0) -> np.ndarray:
+    """A harmonic, amplitude-modulated tone with a little noise: speech-like enough for encoders."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    pitch = f0 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / sample_rate
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    wave = 0.3 * envelope * wave / np.max(np.abs(wave)) + 0.01 * rng.standard_normal(t.size)
+    return wave.astype(np.float32)
+
+
+@pytest.fixture
+def ravdess_clips() -> list[Path]:
+    """A handful of real RAVDESS FLAC clips (mixed actors and emotions)."""
+    root = require_shared("ravdess")
+    return sorted(root.glob("Actor_0[1-4]/*.flac"))[::12][:8]
