@@ -1,0 +1,489 @@
+"""Readers for labelled speech corpora: each turns one corpus layout into a list of LabelledClip.
+
+Every corpus labels only some of the three tasks (RAVDESS has no ages, Common Voice no emotions), so
+a clip carries None for whatever its corpus does not say, and training masks that task's loss.
+Readers only look at file names and label files; they never decode audio.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import re
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from persona_cli.errors import UsageError
+from persona_cli.labels import EMOTIONS, GENDERS
+
+log = logging.getLogger("persona")
+
+
+# Audio a corpus folder may hold; RAVDESS and EmoDB come as WAV originally, FLAC once transcoded.
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+@dataclass(frozen=True)
+class LabelledClip:
+    path: Path
+    corpus: str  # reader name: "ravdess", "emodb", "commonvoice", "crema-d", "tess", "manifest"
+    speaker: str  # corpus-qualified ("ravdess:12") so speaker-wise folds never mix corpora
+    emotion: str | None  # one of EMOTIONS, or None when unlabelled or outside the six (masked)
+    gender: str | None  # one of GENDERS, or None
+    age: float | None  # years, or None
+    emotion_raw: str | None  # the corpus's own label before mapping ("calm", "boredom"), for reports
+
+
+# --- label tables ----------------------------------------------------------------------------------
+# Each corpus code maps to (its own English label, one of EMOTIONS or None). None marks emotions
+# outside the paper's six: the clip still trains gender/age, and reports still see the raw label.
+
+RAVDESS_EMOTIONS = {
+    "01": ("neutral", "neutral"),
+    "02": ("calm", None),
+    "03": ("happy", "happy"),
+    "04": ("sad", "sad"),
+    "05": ("angry", "anger"),
+    "06": ("fearful", "fear"),
+    "07": ("disgust", "disgust"),
+    "08": ("surprised", None),
+}
+EMODB_EMOTIONS = {  # German initials: Wut, Langeweile, Ekel, Angst, Freude, Trauer, Neutral
+    "W": ("anger", "anger"),
+    "L": ("boredom", None),
+    "E": ("disgust", "disgust"),
+    "A": ("fear", "fear"),
+    "F": ("happiness", "happy"),
+    "T": ("sadness", "sad"),
+    "N": ("neutral", "neutral"),
+}
+CREMA_EMOTIONS = {
+    "ANG": ("anger", "anger"),
+    "DIS": ("disgust", "disgust"),
+    "FEA": ("fear", "fear"),
+    "HAP": ("happy", "happy"),
+    "NEU": ("neutral", "neutral"),
+    "SAD": ("sad", "sad"),
+}
+TESS_EMOTIONS = {
+    "angry": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "neutral": "neutral",
+    "sad": "sad",
+    "ps": None,  # pleasant surprise
+}
+# Free-text labels a manifest may use; anything else is kept as emotion_raw and masked.
+EMOTION_SYNONYMS = {
+    **{e: e for e in EMOTIONS},
+    "angry": "anger",
+    "disgusted": "disgust",
+    "fearful": "fear",
+    "afraid": "fear",
+    "happiness": "happy",
+    "sadness": "sad",
+    **{code.lower(): mapped for code, (_, mapped) in CREMA_EMOTIONS.items()},
+}
+# Common Voice before v10 says male/female; later releases say male_masculine/female_feminine and
+# add other answers (intersex, non-binary, ...) that the two-class gender head cannot learn from.
+GENDER_SYNONYMS = {
+    "female": "female",
+    "male": "male",
+    "f": "female",
+    "m": "male",
+    "female_feminine": "female",
+    "male_masculine": "male",
+}
+# Common Voice age buckets -> mid-point in years; "fourties" is Common Voice's own spelling.
+AGE_BUCKETS = {
+    "teens": 16.0,
+    "twenties": 25.0,
+    "thirties": 35.0,
+    "fourties": 45.0,
+    "forties": 45.0,
+    "fifties": 55.0,
+    "sixties": 65.0,
+    "seventies": 75.0,
+    "eighties": 85.0,
+    "nineties": 95.0,
+}
+# Published EmoDB speaker table (Burkhardt et al. 2005), for copies without speakers.csv.
+EMODB_SPEAKERS = {
+    "03": ("male", 31.0),
+    "08": ("female", 34.0),
+    "09": ("female", 21.0),
+    "10": ("male", 32.0),
+    "11": ("male", 26.0),
+    "12": ("male", 30.0),
+    "13": ("female", 32.0),
+    "14": ("female", 35.0),
+    "15": ("male", 25.0),
+    "16": ("female", 31.0),
+}
+TESS_SPEAKER_AGES = {"OAF": 64.0, "YAF": 26.0}  # the older and the younger actress, both female
+
+# File-name patterns: a file that does not match is not a clip of that corpus (and is counted).
+RAVDESS_NAME = re.compile(r"^\d\d-\d\d-(?P<emotion>\d\d)-\d\d-\d\d-\d\d-(?P<actor>\d\d)$")
+EMODB_NAME = re.compile(r"^(?P<speaker>\d\d)[a-z]\d\d(?P<emotion>[A-Z])[a-z]$")
+CREMA_NAME = re.compile(r"^(?P<actor>\d{4})_[A-Z]{3}_(?P<emotion>[A-Z]{3})_[A-Z]{2}$")
+TESS_NAME = re.compile(r"^(?P<speaker>OAF|YAF)_.+_(?P<emotion>[A-Za-z]+)$", re.IGNORECASE)
+ACTOR_FOLDER = re.compile(r"^Actor_\d+$")
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+
+
+def _audio_files(*folders: Path) -> list[Path]:
+    """Audio files directly inside each folder, sorted so every run reads the same order."""
+    return sorted(
+        p for folder in folders if folder.is_dir() for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+    )
+
+
+def _warn_skipped(corpus: str, root: Path, skipped: Sequence[Path], why: str) -> None:
+    if skipped:
+        log.warning("%s %s: skipped %d files %s (e.g. %s)", corpus, root, len(skipped), why, skipped[0].name)
+
+
+def _gender(value: str | None) -> str | None:
+    return GENDER_SYNONYMS.get((value or "").strip().lower())
+
+
+def _years(value: str | None) -> float | None:
+    """An age cell of a corpus's own speaker table; empty means unknown."""
+    value = (value or "").strip()
+    return float(value) if value else None
+
+
+def _read_csv(text: str, **kwargs) -> list[dict[str, str]]:
+    """Rows keyed by lower-cased, stripped column names, so header spelling varies harmlessly."""
+    reader = csv.DictReader(io.StringIO(text), **kwargs)
+    reader.fieldnames = [(name or "").strip().lower() for name in reader.fieldnames or []]
+    return list(reader)
+
+
+# --- readers ---------------------------------------------------------------------------------------
+
+
+def read_ravdess(root: Path) -> list[LabelledClip]:
+    """RAVDESS: Actor_NN/ folders (or one of them) of 03-01-06-01-02-01-12.wav/.flac.
+
+    Song clips (channel 02) are kept if present: the folder the user names decides what is read.
+    """
+    folders = [root] + sorted(p for p in root.iterdir() if p.is_dir() and ACTOR_FOLDER.match(p.name))
+    clips, skipped = [], []
+    for path in _audio_files(*folders):
+        m = RAVDESS_NAME.match(path.stem)
+        if not m or m["emotion"] not in RAVDESS_EMOTIONS:
+            skipped.append(path)
+            continue
+        raw, emotion = RAVDESS_EMOTIONS[m["emotion"]]
+        actor = m["actor"]  # the actor number in the name is authoritative, not the folder
+        gender = "male" if int(actor) % 2 else "female"  # RAVDESS convention: odd actors are male
+        clips.append(LabelledClip(path, "ravdess", f"ravdess:{actor}", emotion, gender, None, raw))
+    _warn_skipped("ravdess", root, skipped, "not named modality-channel-emotion-...-actor")
+    return clips
+
+
+def _emodb_speakers(root: Path) -> dict[str, tuple[str | None, float | None]]:
+    table = root / "speakers.csv"
+    if not table.is_file():
+        return dict(EMODB_SPEAKERS)
+    return {
+        row["speaker"].strip().zfill(2): (_gender(row.get("sex")), _years(row.get("age")))
+        for row in _read_csv(table.read_text(encoding="utf-8-sig"))
+    }
+
+
+def read_emodb(root: Path) -> list[LabelledClip]:
+    """EmoDB: wav/03a01Fa.wav (speaker, text, emotion letter, version) plus speakers.csv."""
+    speakers = _emodb_speakers(root)
+    clips, skipped = [], []
+    for path in _audio_files(root / "wav", root):
+        m = EMODB_NAME.match(path.stem)
+        if not m or m["emotion"] not in EMODB_EMOTIONS:
+            skipped.append(path)
+            continue
+        raw, emotion = EMODB_EMOTIONS[m["emotion"]]
+        gender, age = speakers.get(m["speaker"], (None, None))
+        clips.append(LabelledClip(path, "emodb", f"emodb:{m['speaker']}", emotion, gender, age, raw))
+    _warn_skipped("emodb", root, skipped, "not named like 03a01Fa")
+    return clips
+
+
+def _commonvoice_folders(root: Path) -> list[Path]:
+    """The folder itself if it holds validated.tsv, else its per-language sub-folders that do."""
+    if (root / "validated.tsv").is_file():
+        return [root]
+    return sorted(p for p in root.iterdir() if (p / "validated.tsv").is_file())
+
+
+def _read_commonvoice_folder(folder: Path) -> list[LabelledClip]:
+    # Columns are read by name because releases add and reorder them (accents, variant,
+    # sentence_id...); QUOTE_NONE because sentences contain unbalanced quote characters.
+    text = (folder / "validated.tsv").read_text(encoding="utf-8")
+    rows = _read_csv(text, delimiter="\t", quoting=csv.QUOTE_NONE)
+    if rows and not {"client_id", "path"} <= rows[0].keys():
+        raise UsageError(f"{folder / 'validated.tsv'} has no client_id and path columns")
+    clips_dir = folder / "clips"
+    # One directory listing instead of a stat per row: full releases have millions of rows.
+    present = {p.name for p in clips_dir.iterdir()} if clips_dir.is_dir() else set()
+    clips, missing, unlabelled = [], 0, 0
+    for row in rows:
+        name = (row.get("path") or "").strip()
+        if name not in present:
+            missing += 1
+            continue
+        gender = _gender(row.get("gender"))
+        age = AGE_BUCKETS.get((row.get("age") or "").strip().lower())
+        if gender is None and age is None:
+            unlabelled += 1  # most of a full release: nothing for any task to learn from
+            continue
+        # client_id is one person across all languages, so it is not qualified by language
+        speaker = f"commonvoice:{(row.get('client_id') or '').strip()}"
+        clips.append(LabelledClip(clips_dir / name, "commonvoice", speaker, None, gender, age, None))
+    if missing:
+        log.warning("commonvoice %s: %d of %d rows in validated.tsv name clips that are missing; skipped",
+                    folder, missing, len(rows))
+    if unlabelled:
+        log.info("commonvoice %s: skipped %d rows with neither age nor gender", folder, unlabelled)
+    return clips
+
+
+def read_commonvoice(root: Path) -> list[LabelledClip]:
+    """Common Voice: validated.tsv + clips/, in the folder or in each language sub-folder."""
+    clips = [clip for folder in _commonvoice_folders(root) for clip in _read_commonvoice_folder(folder)]
+    return sorted(clips, key=lambda clip: clip.path)
+
+
+def _crema_demographics(root: Path) -> dict[str, tuple[str | None, float | None]]:
+    """Actor -> (sex, age), from the corpus's own VideoDemographics.csv or the bundled copy."""
+    for candidate in (root / "VideoDemographics.csv", root.parent / "VideoDemographics.csv"):
+        if candidate.is_file():
+            text = candidate.read_text(encoding="utf-8-sig")
+            break
+    else:  # the audio download often comes without it; the copy is ODbL, see data/CREMA-D-LICENSE.txt
+        text = (resources.files("persona_cli") / "data" / "VideoDemographics.csv").read_text(encoding="utf-8")
+    rows = _read_csv(text)  # columns ActorID, Age, Sex, Race, Ethnicity
+    return {row["actorid"].strip(): (_gender(row.get("sex")), _years(row.get("age"))) for row in rows}
+
+
+def read_crema_d(root: Path) -> list[LabelledClip]:
+    """CREMA-D: AudioWAV/1001_DFA_ANG_XX.wav (actor, sentence, emotion, intensity)."""
+    actors = _crema_demographics(root)
+    clips, skipped = [], []
+    for path in _audio_files(root / "AudioWAV", root):
+        m = CREMA_NAME.match(path.stem)
+        if not m or m["emotion"] not in CREMA_EMOTIONS:
+            skipped.append(path)
+            continue
+        raw, emotion = CREMA_EMOTIONS[m["emotion"]]
+        gender, age = actors.get(m["actor"], (None, None))
+        clips.append(LabelledClip(path, "crema-d", f"crema-d:{m['actor']}", emotion, gender, age, raw))
+    _warn_skipped("crema-d", root, skipped, "not named actor_sentence_emotion_intensity")
+    return clips
+
+
+def _is_tess_name(name: str) -> bool:
+    return name.upper().startswith(("OAF_", "YAF_"))
+
+
+def read_tess(root: Path) -> list[LabelledClip]:
+    """TESS: OAF_angry/OAF_back_angry.wav and YAF_* likewise, or such files directly in the folder."""
+    folders = [root] + sorted(p for p in root.iterdir() if p.is_dir() and _is_tess_name(p.name))
+    clips, skipped = [], []
+    for path in _audio_files(*folders):
+        m = TESS_NAME.match(path.stem)
+        raw = m["emotion"].lower() if m else None
+        if raw not in TESS_EMOTIONS:
+            skipped.append(path)
+            continue
+        speaker = m["speaker"].upper()
+        clips.append(LabelledClip(path, "tess", f"tess:{speaker}", TESS_EMOTIONS[raw], "female",
+                                  TESS_SPEAKER_AGES[speaker], raw))
+    _warn_skipped("tess", root, skipped, "not named OAF_word_emotion / YAF_word_emotion")
+    return clips
+
+
+def _manifest_age(value: str, where: str) -> float | None:
+    value = value.strip()
+    if not value:
+        return None
+    if value.lower() in AGE_BUCKETS:  # lets a manifest re-label Common Voice-style buckets
+        return AGE_BUCKETS[value.lower()]
+    try:
+        age = float(value)
+    except ValueError:
+        age = math.nan
+    if not (math.isfinite(age) and 0 <= age < 150):
+        raise UsageError(f"{where}: age {value!r} is not a number of years")
+    return age
+
+
+def read_manifest(csv_path: Path) -> list[LabelledClip]:
+    """A CSV with header path,speaker,emotion,gender,age; empty cells are unlabelled."""
+    rows = _read_csv(csv_path.read_text(encoding="utf-8-sig"))  # -sig: spreadsheets write a BOM
+    if rows and "path" not in rows[0]:
+        raise UsageError(f"{csv_path}: no 'path' column (expected path,speaker,emotion,gender,age)")
+    clips, missing = [], []
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        name = (row.get("path") or "").strip()
+        if not name:
+            raise UsageError(f"{csv_path} line {line}: empty path")
+        path = csv_path.parent / name  # an absolute path survives the join unchanged
+        if not path.is_file():
+            missing.append(path)
+            continue
+        raw = (row.get("emotion") or "").strip() or None
+        speaker = (row.get("speaker") or "").strip() or str(path)  # no speaker: each clip its own
+        clips.append(LabelledClip(
+            path, "manifest", f"manifest:{speaker}",
+            EMOTION_SYNONYMS.get(raw.lower()) if raw else None,
+            _gender(row.get("gender")),
+            _manifest_age(row.get("age") or "", f"{csv_path} line {line}"),
+            raw,
+        ))
+    _warn_skipped("manifest", csv_path, missing, "listed but not found")
+    return clips
+
+
+READERS: dict[str, Callable[[Path], list[LabelledClip]]] = {
+    "ravdess": read_ravdess,
+    "emodb": read_emodb,
+    "commonvoice": read_commonvoice,
+    "crema-d": read_crema_d,
+    "tess": read_tess,
+    "manifest": read_manifest,
+}
+
+
+# --- layout detection ------------------------------------------------------------------------------
+# One marker per layout, chosen so that no real corpus shows two of them; detect_reader refuses
+# rather than guesses when a folder does.
+
+
+def _children(path: Path) -> list[Path]:
+    return list(path.iterdir()) if path.is_dir() else []
+
+
+def _has_named_audio(folder: Path, pattern: re.Pattern) -> bool:
+    return any(pattern.match(p.stem) for p in _audio_files(folder))
+
+
+LAYOUTS: dict[str, Callable[[Path], bool]] = {
+    "manifest": lambda p: p.is_file() and p.suffix.lower() == ".csv",
+    "commonvoice": lambda p: p.is_dir() and bool(_commonvoice_folders(p)),
+    "crema-d": lambda p: (p / "AudioWAV").is_dir() or _has_named_audio(p, CREMA_NAME),
+    "emodb": lambda p: _has_named_audio(p / "wav", EMODB_NAME) or _has_named_audio(p, EMODB_NAME),
+    "ravdess": lambda p: any(c.is_dir() and ACTOR_FOLDER.match(c.name) for c in _children(p))
+    or _has_named_audio(p, RAVDESS_NAME),
+    "tess": lambda p: any(_is_tess_name(c.name) for c in _children(p)),
+}
+
+
+def detect_reader(path: Path) -> str:
+    """The name of the one reader whose layout `path` has; UsageError when none or several match."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"no such file or folder: {path}")
+    matches = [name for name, looks_like in LAYOUTS.items() if looks_like(path)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"{path} looks like several corpora ({', '.join(matches)}); name one as NAME:PATH")
+    raise UsageError(
+        f"cannot tell which corpus {path} holds: expected a manifest .csv, Actor_NN/ (ravdess), "
+        "wav/ of 03a01Fa files (emodb), validated.tsv (commonvoice), AudioWAV/ (crema-d) or "
+        f"OAF_*/YAF_* (tess); or force a reader as NAME:PATH with NAME one of {', '.join(READERS)}"
+    )
+
+
+def _parse_spec(spec: str) -> tuple[str | None, Path]:
+    """'NAME:PATH' only when NAME is a reader and the whole spec is not itself a path (C:\\..., a:b)."""
+    name, sep, rest = spec.partition(":")
+    if sep and name in READERS and not Path(spec).expanduser().exists():
+        return name, Path(rest).expanduser()
+    return None, Path(spec).expanduser()
+
+
+def read_corpus(spec: str) -> list[LabelledClip]:
+    """Clips of one corpus given as 'PATH' (layout detected) or 'NAME:PATH' (reader forced)."""
+    name, path = _parse_spec(spec)
+    if not path.exists():
+        raise UsageError(f"no such file or folder: {path}")
+    name = name or detect_reader(path)
+    if (name == "manifest") != path.is_file():  # a forced reader may meet the wrong kind of path
+        wanted = "a CSV file" if name == "manifest" else "a folder"
+        raise UsageError(f"the {name} reader needs {wanted}, not {path}")
+    clips = READERS[name](path)
+    if not clips:
+        raise UsageError(f"no labelled clips found in {path} (read as {name})")
+    log.info("read %d clips from %s (%s)", len(clips), path, name)
+    return clips
+
+
+def read_corpora(specs: Sequence[str]) -> list[LabelledClip]:
+    """All clips of several corpora, in the order given, each corpus in its reader's sorted order."""
+    return [clip for spec in specs for clip in read_corpus(spec)]
+
+
+# --- summary ---------------------------------------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """Left-aligned first column, right-aligned numbers, widths from the content."""
+    rows = [[str(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in rows
+    ]
+
+
+def summarize(clips: Sequence[LabelledClip]) -> str:
+    """What a training run read: clips and labels per corpus, emotion labels, genders, ages."""
+    if not clips:
+        return "no clips"
+    corpora = list(dict.fromkeys(clip.corpus for clip in clips))  # first-seen order
+
+    def counts(group: Sequence[LabelledClip]) -> list[object]:
+        return [
+            len(group),
+            len({c.speaker for c in group}),
+            sum(c.emotion is not None for c in group),
+            sum(c.gender is not None for c in group),
+            sum(c.age is not None for c in group),
+        ]
+
+    per_corpus = [[name, *counts([c for c in clips if c.corpus == name])] for name in corpora]
+    header = ["corpus", "clips", "speakers", "emotion", "gender", "age"]
+    lines = _table(header, [*per_corpus, ["all", *counts(clips)]])
+
+    raw = Counter((c.corpus, c.emotion_raw, c.emotion) for c in clips if c.emotion_raw is not None)
+    if raw:
+        lines += ["", *_table(
+            ["emotion label", "-> task", "clips"],
+            [[f"{corpus}:{label}", mapped or "(masked)", n]
+             for (corpus, label, mapped), n in sorted(raw.items(), key=lambda item: item[0][:2])],
+        )]
+        emotions = Counter(c.emotion for c in clips if c.emotion is not None)
+        lines += ["", *_table(["emotion", "clips"], [[e, emotions[e]] for e in EMOTIONS])]
+
+    genders = Counter(c.gender for c in clips if c.gender is not None)
+    lines += ["", *_table(["gender", "clips"], [[g, genders[g]] for g in GENDERS])]
+
+    ages = [c.age for c in clips if c.age is not None]
+    if ages:
+        lines += ["", f"age: {len(ages)} labelled, mean {statistics.fmean(ages):.1f}, "
+                      f"min {min(ages):g}, max {max(ages):g} years"]
+    else:
+        lines += ["", "age: none labelled"]
+    return "\n".join(lines)
