@@ -1,0 +1,30 @@
+"""The one small interface every speaker-embedding backend implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class Encoder(abc.ABC):
+    """Turns 16 kHz mono waveforms into fixed-size vectors.
+
+    Implementations batch internally: `embed` receives many waveforms at once so one forward
+    call can serve them all, and must return exactly what one-at-a-time calls would (to 1e-4).
+    """
+
+    #: registry name, recorded in checkpoints and output rows
+    name: str
+    #: length of one embedding vector
+    dim: int
+
+    @abc.abstractmethod
+    def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed 16 kHz mono float32 waveforms; returns a (len(waves), dim) float32 array."""
+
+    def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
+        """Combine the embeddings of one long file's chunks into one vector (duration-weighted mean)."""
+        weights = chunk_seconds / chunk_seconds.sum()
+        return (chunk_embeddings * weights[:, None]).sum(axis=0).astype(np.float32)
