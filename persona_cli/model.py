@@ -1,0 +1,159 @@
+"""The paper's multi-task network and its checkpoint format.
+
+A checkpoint is one `.safetensors` file: the weights as tensors, and everything needed to use them
+(encoder name and dimension, label names, age scaling, what it was trained on) as JSON in the
+safetensors header. Loading reads tensors and JSON only, so a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from persona_cli import __version__
+from persona_cli.errors import ModelLoadingError
+from persona_cli.labels import EMOTIONS, GENDERS
+
+HEADS = ("cnn", "fcn")
+METADATA_KEY = "persona"
+BUNDLED_MODELS = Path(__file__).parent / "models"
+
+
+@dataclass
+class ModelMetadata:
+    """What a checkpoint says about itself; stored as JSON beside the weights."""
+
+    encoder: str  # registry name of the embedding backend the model was trained on
+    encoder_dim: int  # length of that backend's vectors
+    head: str = "cnn"  # "cnn" (the paper's conv + dense net) or "fcn" (dense layers only)
+    emotions: list[str] = field(default_factory=lambda: list(EMOTIONS))
+    genders: list[str] = field(default_factory=lambda: list(GENDERS))
+    age_mean: float = 0.0  # the network predicts standardised age: years = z * age_std + age_mean
+    age_std: float = 1.0
+    training: dict = field(default_factory=dict)  # data summary, recipe, cross-validated figures
+    persona_version: str = __version__
+
+
+class PersonaNet(nn.Module):
+    """Shared trunk over one embedding, three heads: emotion (softmax), gender (softmax), age (linear).
+
+    The "cnn" trunk follows the paper: the embedding is read as a 1-channel sequence by two
+    Conv1d + MaxPool blocks, then dense layers of 200, 128 and 56 units. "fcn" drops the conv blocks.
+    Inputs are standardised with the training set's feature mean and std, kept as buffers so they
+    travel inside the checkpoint.
+    """
+
+    def __init__(self, input_dim: int, head: str = "cnn", n_emotions: int = 6, n_genders: int = 2,
+                 conv_channels: tuple[int, int] = (16, 32), dropout: float = 0.3):
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, not {head!r}")
+        self.register_buffer("feature_mean", torch.zeros(input_dim))
+        self.register_buffer("feature_std", torch.ones(input_dim))
+        if head == "cnn":
+            first, second = conv_channels
+            self.conv = nn.Sequential(
+                nn.Conv1d(1, first, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+                nn.Conv1d(first, second, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+                nn.Flatten(),
+            )
+            trunk_input = second * (input_dim // 4)
+        else:
+            self.conv = None
+            trunk_input = input_dim
+        self.trunk = nn.Sequential(
+            nn.Linear(trunk_input, 200), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(200, 128), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(128, 56), nn.ReLU(),
+        )
+        self.emotion = nn.Linear(56, n_emotions)
+        self.gender = nn.Linear(56, n_genders)
+        self.age = nn.Linear(56, 1)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(batch, input_dim) -> emotion logits, gender logits, standardised age (batch,)."""
+        x = (features - self.feature_mean) / self.feature_std
+        if self.conv is not None:
+            x = self.conv(x.unsqueeze(1))
+        shared = self.trunk(x)
+        return self.emotion(shared), self.gender(shared), self.age(shared).squeeze(1)
+
+
+@dataclass
+class Predictions:
+    """Model outputs for a batch of files, as numpy arrays."""
+
+    emotion_probs: np.ndarray  # (n, len(emotions)), rows sum to 1
+    gender_probs: np.ndarray  # (n, len(genders))
+    age_years: np.ndarray  # (n,)
+
+
+class PersonaModel:
+    """A network with its metadata: what `persona predict` runs over a batch of embeddings."""
+
+    def __init__(self, network: PersonaNet, metadata: ModelMetadata, name: str = "unsaved"):
+        self.network = network.eval()
+        self.metadata = metadata
+        self.name = name  # shown in each output row's `model` column
+
+    def to(self, device: str | torch.device) -> PersonaModel:
+        self.network.to(device)
+        return self
+
+    @torch.inference_mode()
+    def predict(self, embeddings: np.ndarray) -> Predictions:
+        device = self.network.feature_mean.device
+        emotion, gender, age_z = self.network(torch.as_tensor(embeddings, dtype=torch.float32, device=device))
+        return Predictions(
+            emotion_probs=torch.softmax(emotion, 1).cpu().numpy(),
+            gender_probs=torch.softmax(gender, 1).cpu().numpy(),
+            age_years=(age_z * self.metadata.age_std + self.metadata.age_mean).cpu().numpy(),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+        save_file(state, str(path), metadata={METADATA_KEY: json.dumps(dataclasses.asdict(self.metadata))})
+        return path
+
+
+def build_network(metadata: ModelMetadata) -> PersonaNet:
+    return PersonaNet(metadata.encoder_dim, metadata.head, len(metadata.emotions), len(metadata.genders))
+
+
+def load_model(path: str | Path) -> PersonaModel:
+    """Read a checkpoint; any problem with the file becomes one ModelLoadingError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadingError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as checkpoint:
+            header = checkpoint.metadata() or {}
+            state = {key: checkpoint.get_tensor(key) for key in checkpoint.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelLoadingError(f"not a readable persona checkpoint: {path} ({error})") from None
+    if METADATA_KEY not in header:
+        raise ModelLoadingError(f"not a persona checkpoint (no '{METADATA_KEY}' metadata): {path}")
+    try:
+        fields = json.loads(header[METADATA_KEY])
+        known = {f.name for f in dataclasses.fields(ModelMetadata)}
+        metadata = ModelMetadata(**{k: v for k, v in fields.items() if k in known})
+        network = build_network(metadata)
+        network.load_state_dict(state)
+    except (json.JSONDecodeError, TypeError, ValueError, RuntimeError) as error:
+        raise ModelLoadingError(f"damaged persona checkpoint {path}: {str(error).splitlines()[0]}") from None
+    return PersonaModel(network, metadata, name=path.stem)
+
+
+def bundled_model_path(encoder: str) -> Path:
+    """Where the model shipped for `encoder` lives (it may not exist for every encoder)."""
+    return BUNDLED_MODELS / f"persona-{encoder}.safetensors"
