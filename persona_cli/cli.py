@@ -1,0 +1,200 @@
+"""The `persona` command line: parses options, calls one core function per command, picks exit codes.
+
+Exit codes: 0 every file succeeded; 1 some files failed (their rows are still written);
+2 usage error (nothing processed); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.exceptions import TyperException
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from persona_cli import __version__
+from persona_cli.audio import find_audio_files
+from persona_cli.encoders import ENCODER_NAMES, load_encoder
+from persona_cli.errors import PersonaError, UsageError
+from persona_cli.output import OutputTarget
+from persona_cli.pipeline import (
+    EMBEDDING_SCHEMA,
+    PREDICTION_SCHEMA,
+    PredictOptions,
+    embedding_rows,
+    load_predictor,
+    predict,
+    resolve_device,
+)
+
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="persona",
+    help="Predict a speaker's emotion, gender and age from recorded speech, for whole folders of audio.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+log = logging.getLogger("persona")
+
+PathsArg = Annotated[Optional[list[Path]], typer.Argument(help="Audio files, or folders walked recursively.", show_default=False)]
+FilesFrom = Annotated[Optional[str], typer.Option("--files-from", help="Read one path per line from FILE ('-' = stdin).")]
+OutputOpt = Annotated[Optional[str], typer.Option("-o", "--output", help="Output file (.csv, .parquet, .jsonl); '-' or none: CSV on stdout.")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", help="csv, parquet or jsonl; overrides the extension of -o.")]
+EncoderOpt = Annotated[Optional[str], typer.Option("--encoder", help=f"Speaker-embedding backend: {', '.join(ENCODER_NAMES)}.")]
+SourceOpt = Annotated[Optional[str], typer.Option("--encoder-source", help="Hub id or local folder with the encoder's weights.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Audio chunks per encoder forward call.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log messages.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"persona {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """Predict a speaker's emotion, gender and age from recorded speech, for whole folders of audio."""
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, stream=sys.stderr,
+                        format="persona: %(message)s", force=True)
+
+
+def _input_files(paths: list[Path] | None, files_from: str | None) -> list[Path]:
+    listed: list[str] = [str(p) for p in paths or []]
+    if files_from is not None:
+        try:
+            stream = sys.stdin if files_from == "-" else open(files_from, encoding="utf-8", errors="surrogateescape")
+        except OSError as error:
+            raise UsageError(f"cannot read --files-from {files_from}: {error.strerror}") from None
+        with stream:
+            listed.extend(line.rstrip("\r\n") for line in stream if line.strip())
+    if not listed:
+        raise UsageError("no input: give audio files or folders, or --files-from FILE")
+    files = find_audio_files(listed)
+    if not files:
+        raise UsageError(f"no audio files found in: {' '.join(listed[:3])}{' ...' if len(listed) > 3 else ''}")
+    return files
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=stderr,
+        # a bar only makes sense on a terminal; logs and pipelines get the summary line instead
+        disable=quiet or not stderr.is_terminal,
+        transient=False,
+    )
+
+
+def _write_rows(batches: Iterator[list[dict]], target: OutputTarget, total: int, quiet: bool, label: str) -> int:
+    """Stream row batches to the output with a progress bar; returns how many rows carry an error."""
+    failed, done, audio_seconds = 0, 0, 0.0
+    started = time.perf_counter()
+    with _progress(quiet) as progress, target as writer:
+        task = progress.add_task(label, total=total, rate="")
+        for rows in batches:
+            writer.write(rows)
+            done += len(rows)
+            failed += sum(1 for row in rows if row["error"])
+            audio_seconds += sum(row["duration_s"] or 0.0 for row in rows)
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, rate=f"{done / elapsed:.1f} files/s {audio_seconds / elapsed:.0f} audio-s/s")
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    log.info("%d files, %.1f min of audio in %.1f s: %.1f files/s, %.0f audio-s/s",
+             done, audio_seconds / 60, elapsed, done / elapsed, audio_seconds / elapsed)
+    return failed
+
+
+def _finish(failed: int, total: int, output: str | None) -> None:
+    if failed:
+        where = f" in {output}" if output not in (None, "-") else ""
+        log.warning("%d of %d files failed (see the error column%s)", failed, total, where)
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command("predict")
+def predict_command(
+    paths: PathsArg = None,
+    output: OutputOpt = None,
+    files_from: FilesFrom = None,
+    output_format: FormatOpt = None,
+    encoder: EncoderOpt = None,
+    encoder_source: SourceOpt = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Model checkpoint (.safetensors); default: the bundled model.")] = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 32,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Predict emotion, gender and age for every audio file: one output row per file."""
+    _setup_logging(quiet)
+    options = PredictOptions(encoder=encoder, encoder_source=encoder_source, model=model, device=device, batch_size=batch_size)
+    files = _input_files(paths, files_from)
+    target = OutputTarget(output, output_format, PREDICTION_SCHEMA, overwrite=overwrite)
+    encoder_impl, persona_model = load_predictor(options)
+    failed = _write_rows(predict(files, encoder_impl, persona_model, options), target, len(files), quiet, "predict")
+    _finish(failed, len(files), output)
+
+
+@app.command("embed")
+def embed_command(
+    paths: PathsArg = None,
+    output: OutputOpt = None,
+    files_from: FilesFrom = None,
+    output_format: FormatOpt = None,
+    encoder: EncoderOpt = "ge2e",
+    encoder_source: SourceOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 32,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write the speaker embeddings themselves (path, duration_s, encoder, vector, error)."""
+    _setup_logging(quiet)
+    options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
+    files = _input_files(paths, files_from)
+    target = OutputTarget(output, output_format, EMBEDDING_SCHEMA, overwrite=overwrite)
+    encoder_impl = load_encoder(encoder, device=resolve_device(device), source=encoder_source)
+    failed = _write_rows(embedding_rows(files, encoder_impl, options), target, len(files), quiet, "embed")
+    _finish(failed, len(files), output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every expected failure becomes one line on stderr and an exit code, never a traceback."""
+    try:
+        # standalone_mode=False: click hands errors to us instead of printing its multi-line usage box
+        exit_code = app(args=argv, prog_name="persona", standalone_mode=False)
+    except TyperException as error:  # typer's own parsing errors: unknown option, missing value, bad type
+        print(f"persona: error: {error.format_message()}", file=sys.stderr)
+        sys.exit(getattr(error, "exit_code", EXIT_USAGE))
+    except PersonaError as error:  # usage mistakes and unloadable models: nothing was processed
+        print(f"persona: error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except (KeyboardInterrupt, typer.Abort):
+        print("persona: interrupted; rows finished so far were written", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(exit_code if isinstance(exit_code, int) else 0)

@@ -1,0 +1,239 @@
+"""predict(): files -> 16 kHz chunks -> batched embeddings -> predictions, as generators.
+
+Each file is decoded in bounded chunks (30 s by default). Chunks from many files are gathered into
+one batch so the encoder runs one forward call for all of them; a long file's chunk embeddings are
+pooled into one vector. Results come out in input order, one per file, and a file that fails
+becomes a result with an error message while the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from persona_cli.audio import SAMPLE_RATE, iter_chunks
+from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_encoder
+from persona_cli.errors import AudioLoadError, ModelLoadingError, UsageError
+from persona_cli.labels import EMOTIONS
+from persona_cli.model import PersonaModel, bundled_model_path, load_model
+
+log = logging.getLogger("persona")
+
+
+@dataclass
+class PredictOptions:
+    """Settings for `persona predict` and `persona embed`."""
+
+    encoder: str | None = None  # None: the model's encoder (or ge2e when no model is named)
+    encoder_source: str | None = None  # hub id or local folder for the encoder's weights
+    model: str | None = None  # checkpoint path; None: the bundled model for the encoder
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 32  # chunks (of up to chunk_seconds each) per encoder forward call
+    chunk_seconds: float = 30.0  # long files are embedded in windows this long, then pooled
+    min_seconds: float = 0.5  # shorter audio is an error: too little speech to characterise
+
+
+@dataclass
+class EmbeddingResult:
+    """One file's embedding, or why there is none."""
+
+    path: Path
+    duration_s: float | None = None
+    vector: np.ndarray | None = None
+    error: str | None = None
+    chunk_vectors: list[np.ndarray] = field(default_factory=list, repr=False)
+    chunk_seconds: list[float] = field(default_factory=list, repr=False)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' becomes cuda when a GPU is usable, else cpu; an unusable explicit choice is a usage error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA GPU is available here (use --device cpu)")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) present")
+        return device
+    if device != "cpu":
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}")
+    return device
+
+
+def embed_files(paths: Iterable[Path], encoder: Encoder, options: PredictOptions) -> Iterator[EmbeddingResult]:
+    """Embed every file, yielding one EmbeddingResult per path in input order."""
+    waiting: list[EmbeddingResult] = []  # files started but not yet yielded, in input order
+    batch: list[tuple[EmbeddingResult, np.ndarray]] = []  # chunks waiting for the encoder
+
+    def run_batch() -> None:
+        for result, vector in zip([r for r, _ in batch], _embed_chunks(encoder, [w for _, w in batch])):
+            if isinstance(vector, str):
+                result.error = result.error or vector
+            else:
+                result.chunk_vectors.append(vector)
+        batch.clear()
+
+    def finished() -> Iterator[EmbeddingResult]:
+        while waiting and (waiting[0].error or waiting[0].duration_s is not None) and not _in_batch(waiting[0], batch):
+            result = waiting.pop(0)
+            if result.error is None:
+                result.vector = encoder.pool(np.stack(result.chunk_vectors), np.array(result.chunk_seconds))
+            result.chunk_vectors, result.chunk_seconds = [], []
+            yield result
+
+    for path in paths:
+        result = EmbeddingResult(Path(path))
+        waiting.append(result)
+        chunks: list[np.ndarray] = []
+        try:
+            for chunk in iter_chunks(path, options.chunk_seconds):
+                chunks.append(chunk)
+                if len(chunks) == options.batch_size:  # a long file: hand over what it has so far
+                    _queue(result, chunks, batch)
+                    chunks = []
+                    run_batch()
+        except AudioLoadError as error:
+            result.error = str(error)
+        else:
+            seconds = sum(result.chunk_seconds) + sum(len(c) for c in chunks) / SAMPLE_RATE
+            if seconds < options.min_seconds:
+                result.error = f"too short: {seconds:.2f} s < {options.min_seconds:g} s"
+            else:
+                _queue(result, chunks, batch)
+                result.duration_s = round(seconds, 3)
+        if len(batch) >= options.batch_size:
+            run_batch()
+        yield from finished()
+    run_batch()
+    yield from finished()
+
+
+def _queue(result: EmbeddingResult, chunks: list[np.ndarray], batch: list) -> None:
+    for chunk in chunks:
+        result.chunk_seconds.append(len(chunk) / SAMPLE_RATE)
+        batch.append((result, chunk))
+
+
+def _in_batch(result: EmbeddingResult, batch: list) -> bool:
+    return any(owner is result for owner, _ in batch)
+
+
+def _embed_chunks(encoder: Encoder, waves: Sequence[np.ndarray]) -> list[np.ndarray | str]:
+    """Embed a batch; if the batch fails, retry one by one so only the offending file gets an error."""
+    if not waves:
+        return []
+    try:
+        return list(encoder.embed(waves))
+    except (RuntimeError, ValueError) as batch_error:
+        log.debug("batch embedding failed (%s); retrying file by file", batch_error)
+    results: list[np.ndarray | str] = []
+    for wave in waves:
+        try:
+            results.append(encoder.embed([wave])[0])
+        except (RuntimeError, ValueError) as error:
+            results.append(f"embedding failed: {str(error).splitlines()[0]}")
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions
+
+PREDICTION_SCHEMA = pa.schema(
+    [("path", pa.string()), ("duration_s", pa.float64()), ("emotion", pa.string()), ("emotion_confidence", pa.float64())]
+    + [(f"prob_{e}", pa.float64()) for e in EMOTIONS]
+    + [("gender", pa.string()), ("gender_confidence", pa.float64()), ("age", pa.float64()),
+       ("encoder", pa.string()), ("model", pa.string()), ("error", pa.string())]
+)
+
+EMBEDDING_SCHEMA = pa.schema(
+    [("path", pa.string()), ("duration_s", pa.float64()), ("encoder", pa.string()),
+     ("vector", pa.list_(pa.float32())), ("error", pa.string())]
+)
+
+
+def load_predictor(options: PredictOptions) -> tuple[Encoder, PersonaModel]:
+    """Build the encoder and the model they ask for, and check that the two belong together."""
+    device = resolve_device(options.device)
+    if options.encoder is not None and options.encoder not in ENCODER_NAMES:
+        raise UsageError(f"unknown encoder {options.encoder!r}; choose one of: {', '.join(ENCODER_NAMES)}")
+    if options.model is None:
+        encoder_name = options.encoder or DEFAULT_ENCODER
+        model_path = bundled_model_path(encoder_name)
+        if not model_path.exists():
+            raise UsageError(
+                f"no bundled model for encoder {encoder_name!r}; pass --model FILE trained with "
+                f"`persona train --encoder {encoder_name}`"
+            )
+    else:
+        model_path = Path(options.model)
+    model = load_model(model_path)
+    encoder_name = options.encoder or model.metadata.encoder
+    if encoder_name != model.metadata.encoder:
+        raise ModelLoadingError(
+            f"model {model_path.name} was trained on {model.metadata.encoder!r} embeddings, "
+            f"not {encoder_name!r}; drop --encoder or choose a model trained for it"
+        )
+    encoder = load_encoder(encoder_name, device=device, source=options.encoder_source)
+    if encoder.dim != model.metadata.encoder_dim:
+        raise ModelLoadingError(
+            f"model {model_path.name} expects {model.metadata.encoder_dim}-d {encoder_name} embeddings, "
+            f"but this encoder gives {encoder.dim}-d"
+        )
+    return encoder, model.to(device)
+
+
+def predict(paths: Iterable[Path], encoder: Encoder, model: PersonaModel, options: PredictOptions) -> Iterator[list[dict]]:
+    """Yield lists of output rows (PREDICTION_SCHEMA), one row per input file, in input order."""
+    pending: list[EmbeddingResult] = []
+    for result in embed_files(paths, encoder, options):
+        pending.append(result)
+        if len(pending) >= options.batch_size:
+            yield _prediction_rows(pending, encoder, model)
+            pending = []
+    if pending:
+        yield _prediction_rows(pending, encoder, model)
+
+
+def _prediction_rows(results: list[EmbeddingResult], encoder: Encoder, model: PersonaModel) -> list[dict]:
+    good = [r for r in results if r.vector is not None]
+    predictions = model.predict(np.stack([r.vector for r in good])) if good else None
+    index = {id(r): i for i, r in enumerate(good)}
+    rows = []
+    for result in results:
+        row = {name: None for name in PREDICTION_SCHEMA.names}
+        row.update(path=str(result.path), duration_s=result.duration_s, encoder=encoder.name,
+                   model=model.name, error=result.error)
+        if id(result) in index:
+            i = index[id(result)]
+            emotion_probs, gender_probs = predictions.emotion_probs[i], predictions.gender_probs[i]
+            row.update({f"prob_{e}": round(float(p), 4) for e, p in zip(model.metadata.emotions, emotion_probs)})
+            row.update(
+                emotion=model.metadata.emotions[int(emotion_probs.argmax())],
+                emotion_confidence=round(float(emotion_probs.max()), 4),
+                gender=model.metadata.genders[int(gender_probs.argmax())],
+                gender_confidence=round(float(gender_probs.max()), 4),
+                age=round(float(predictions.age_years[i]), 1),
+            )
+        rows.append(row)
+    return rows
+
+
+def embedding_rows(paths: Iterable[Path], encoder: Encoder, options: PredictOptions) -> Iterator[list[dict]]:
+    """Yield lists of EMBEDDING_SCHEMA rows for `persona embed`."""
+    rows: list[dict] = []
+    for result in embed_files(paths, encoder, options):
+        vector = None if result.vector is None else result.vector.astype(np.float32).tolist()
+        rows.append(dict(path=str(result.path), duration_s=result.duration_s, encoder=encoder.name,
+                         vector=vector, error=result.error))
+        if len(rows) >= options.batch_size:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
