@@ -1,0 +1,171 @@
+"""Training the multi-task network on embeddings from several corpora that each label only some tasks.
+
+A missing label (a Common Voice clip has no emotion, RAVDESS no age, "calm" is outside the six
+emotions) is masked out of that task's loss only, so one model learns from all corpora at once
+(aggregated-corpora multi-task learning, Kim et al. 2017). The recipe is the paper's: Adam at
+1e-3, up to 20 epochs, early stopping on a validation part, learning-rate decay on plateau,
+loss = CE(emotion) + CE(gender) + MSE(standardised age).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from persona_cli.corpora import LabelledClip
+from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.model import ModelMetadata, PersonaModel, PersonaNet
+
+log = logging.getLogger("persona")
+
+MISSING = -1  # class index of a missing label
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe; defaults are the paper's."""
+
+    head: str = "cnn"  # "cnn" or "fcn"
+    epochs: int = 20  # upper bound; early stopping usually ends sooner
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    patience: int = 5  # epochs without validation improvement before stopping
+    lr_patience: int = 2  # epochs without improvement before the learning rate is halved
+    validation_fraction: float = 0.15  # share of training speakers held out for early stopping
+    dropout: float = 0.3
+    seed: int = 0
+
+
+@dataclass
+class Targets:
+    """Per-clip labels as arrays, MISSING / NaN where a clip has no label for that task."""
+
+    emotion: np.ndarray  # int64 index into EMOTIONS or MISSING
+    gender: np.ndarray  # int64 index into GENDERS or MISSING
+    age: np.ndarray  # float32 years or NaN
+
+    @classmethod
+    def from_clips(cls, clips: Sequence[LabelledClip]) -> Targets:
+        return cls(
+            emotion=np.array([EMOTIONS.index(c.emotion) if c.emotion else MISSING for c in clips], np.int64),
+            gender=np.array([GENDERS.index(c.gender) if c.gender else MISSING for c in clips], np.int64),
+            age=np.array([np.nan if c.age is None else c.age for c in clips], np.float32),
+        )
+
+    def subset(self, index: np.ndarray) -> Targets:
+        return Targets(self.emotion[index], self.gender[index], self.age[index])
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch losses, for learning-curve plots."""
+
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+def speaker_holdout(speakers: Sequence[str], fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of clips whose speaker is held out; about `fraction` of the clips, whole speakers only."""
+    unique = np.array(sorted(set(speakers)))
+    rng.shuffle(unique)
+    counts = {s: 0 for s in unique}
+    for s in speakers:
+        counts[s] += 1
+    held, total = set(), 0
+    for speaker in unique:
+        if total >= fraction * len(speakers):
+            break
+        held.add(speaker)
+        total += counts[speaker]
+    return np.array([s in held for s in speakers])
+
+
+def multitask_loss(outputs, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+    """CE(emotion) + CE(gender) + MSE(age z-score), each averaged over the clips that have that label."""
+    emotion_logits, gender_logits, age_z = outputs
+    loss = emotion_logits.new_zeros(())
+    emotion_known = targets["emotion"] != MISSING
+    if emotion_known.any():
+        loss = loss + nn.functional.cross_entropy(emotion_logits[emotion_known], targets["emotion"][emotion_known])
+    gender_known = targets["gender"] != MISSING
+    if gender_known.any():
+        loss = loss + nn.functional.cross_entropy(gender_logits[gender_known], targets["gender"][gender_known])
+    age_known = ~torch.isnan(targets["age_z"])
+    if age_known.any():
+        loss = loss + nn.functional.mse_loss(age_z[age_known], targets["age_z"][age_known])
+    return loss
+
+
+def fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encoder: str,
+        config: TrainConfig = TrainConfig(), training_summary: dict | None = None) -> tuple[PersonaModel, TrainingHistory]:
+    """Train one model on all given clips (minus a speaker-disjoint validation part for early stopping)."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    validation = speaker_holdout(speakers, config.validation_fraction, rng) if len(set(speakers)) > 1 else np.zeros(len(speakers), bool)
+    train_index, validation_index = np.flatnonzero(~validation), np.flatnonzero(validation)
+
+    known_age = targets.age[train_index][~np.isnan(targets.age[train_index])]
+    age_mean = float(known_age.mean()) if known_age.size else 0.0
+    age_std = float(known_age.std()) if known_age.size > 1 and known_age.std() > 0 else 1.0
+    metadata = ModelMetadata(encoder=encoder, encoder_dim=features.shape[1], head=config.head,
+                             age_mean=age_mean, age_std=age_std, training=training_summary or {})
+    network = PersonaNet(features.shape[1], config.head, len(EMOTIONS), len(GENDERS), dropout=config.dropout)
+    train_features = features[train_index]
+    network.feature_mean.copy_(torch.from_numpy(train_features.mean(0)))
+    network.feature_std.copy_(torch.from_numpy(train_features.std(0) + 1e-6))
+
+    def tensors(index: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        subset = targets.subset(index)
+        return torch.from_numpy(features[index]).float(), {
+            "emotion": torch.from_numpy(subset.emotion),
+            "gender": torch.from_numpy(subset.gender),
+            "age_z": torch.from_numpy((subset.age - age_mean) / age_std).float(),
+        }
+
+    train_x, train_y = tensors(train_index)
+    validation_x, validation_y = tensors(validation_index)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=config.lr_patience)
+    generator = torch.Generator().manual_seed(config.seed)
+    history = TrainingHistory()
+    best_state, best_loss, stale = copy.deepcopy(network.state_dict()), float("inf"), 0
+
+    for epoch in range(config.epochs):
+        network.train()
+        order = torch.randperm(len(train_x), generator=generator)
+        epoch_loss = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            loss = multitask_loss(network(train_x[batch]), {k: v[batch] for k, v in train_y.items()})
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            epoch_loss += loss.item() * len(batch)
+        history.train_loss.append(epoch_loss / len(order))
+        history.learning_rate.append(optimizer.param_groups[0]["lr"])
+
+        if len(validation_index) == 0:  # nothing held out: train for the full budget
+            best_state, history.best_epoch = copy.deepcopy(network.state_dict()), epoch
+            continue
+        network.eval()
+        with torch.no_grad():
+            validation_loss = float(multitask_loss(network(validation_x), validation_y))
+        history.validation_loss.append(validation_loss)
+        scheduler.step(validation_loss)
+        if validation_loss < best_loss - 1e-4:
+            best_state, best_loss, stale, history.best_epoch = copy.deepcopy(network.state_dict()), validation_loss, 0, epoch
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    log.debug("trained %d epochs, best %d", len(history.train_loss), history.best_epoch + 1)
+    network.load_state_dict(best_state)
+    return PersonaModel(network, metadata), history
