@@ -145,6 +145,8 @@ def load_model(path: str | Path) -> PersonaModel:
         raise ModelLoadingError(f"not a persona checkpoint (no '{METADATA_KEY}' metadata): {path}")
     try:
         fields = json.loads(header[METADATA_KEY])
+        if not isinstance(fields, dict):
+            raise ValueError(f"metadata is a JSON {type(fields).__name__}, not an object")
         known = {f.name for f in dataclasses.fields(ModelMetadata)}
         metadata = ModelMetadata(**{k: v for k, v in fields.items() if k in known})
         network = build_network(metadata)

@@ -92,8 +92,10 @@ class ParquetWriter(RowWriter):
             self.pending = []
 
     def finish(self) -> None:
-        self._flush()
-        self.writer.close()
+        try:
+            self._flush()
+        finally:
+            self.writer.close()
 
 
 WRITERS: dict[str, type[RowWriter]] = {"csv": CsvWriter, "jsonl": JsonLinesWriter, "parquet": ParquetWriter}
@@ -146,7 +148,21 @@ class OutputTarget:
     def __exit__(self, *exc) -> None:
         # Rows already written are worth keeping even when the run stops early (Ctrl-C, a crash),
         # so the file is completed and published either way.
-        self.writer.finish()
-        if self.temp_path is not None:
+        if self.temp_path is None:
+            self.writer.finish()
+            return
+        try:
+            self.writer.finish()
+        except BaseException:
             self.stream.close()
-            os.replace(self.temp_path, self.path)
+            self.temp_path.unlink(missing_ok=True)  # a file that could not be completed is not published
+            raise
+        self.stream.close()
+        os.chmod(self.temp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give it an ordinary file's mode
+        os.replace(self.temp_path, self.path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -95,9 +95,10 @@ def embed_files(paths: Iterable[Path], encoder: Encoder, options: PredictOptions
         try:
             for chunk in iter_chunks(path, options.chunk_seconds):
                 chunks.append(chunk)
-                if len(chunks) == options.batch_size:  # a long file: hand over what it has so far
-                    _queue(result, chunks, batch)
-                    chunks = []
+                if len(chunks) > options.batch_size:  # a long file: hand over all but the newest chunk
+                    # (keeping one back means a file is only embedded once it is known to be long enough)
+                    _queue(result, chunks[:-1], batch)
+                    chunks = chunks[-1:]
                     run_batch()
         except AudioLoadError as error:
             result.error = str(error)

@@ -87,7 +87,9 @@ def trim_long_silences(wave: np.ndarray) -> np.ndarray:
     window_sums = np.convolve(voiced, np.ones(VAD_SMOOTHING))[VAD_SMOOTHING // 2 : VAD_SMOOTHING // 2 + voiced.size]
     smoothed = np.round(window_sums / VAD_SMOOTHING).astype(bool)
     # widen each voiced window by VAD_MAX_SILENCE//2 windows on either side
-    dilated = np.convolve(smoothed, np.ones(VAD_MAX_SILENCE + 1), mode="same") > 0
+    # (full convolution sliced back to size: mode="same" would return 7 values for fewer windows)
+    margin = VAD_MAX_SILENCE // 2
+    dilated = np.convolve(smoothed, np.ones(VAD_MAX_SILENCE + 1))[margin : margin + smoothed.size] > 0
     return wave[np.repeat(dilated, VAD_WINDOW)]
 
 
