@@ -6,6 +6,7 @@ Exit codes: 0 every file succeeded; 1 some files failed (their rows are still wr
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -181,6 +182,95 @@ def embed_command(
     encoder_impl = load_encoder(encoder, device=resolve_device(device), source=encoder_source)
     failed = _write_rows(embedding_rows(files, encoder_impl, options), target, len(files), quiet, "embed")
     _finish(failed, len(files), output)
+
+
+DataArg = Annotated[list[str], typer.Argument(help="Labelled corpora: folders or manifest CSVs; NAME:PATH forces a reader.", show_default=False)]
+OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Report folder: metrics.json, report.md, plots (and the trained model).")]
+
+
+def _command_line() -> str:
+    return " ".join(["persona", *sys.argv[1:]])
+
+
+def _report(out: Path | None, report: dict, predictions, histories=(), title: str = "persona report") -> None:
+    from persona_cli.metrics import markdown_table
+
+    print(markdown_table(report))
+    if out is not None:
+        from persona_cli.report import write_report
+
+        write_report(out, report, predictions, histories, command=_command_line(), title=title)
+
+
+@app.command("train")
+def train_command(
+    data: DataArg,
+    folds: Annotated[int, typer.Option("--folds", min=0, help="Cross-validation folds (0 or 1: no CV, just train).")] = 5,
+    split: Annotated[str, typer.Option("--split", help="speaker: folds grouped by speaker (honest); random: the paper's protocol.")] = "speaker",
+    encoder: EncoderOpt = "ge2e",
+    encoder_source: SourceOpt = None,
+    head: Annotated[str, typer.Option("--head", help="cnn (the paper's) or fcn (dense layers only).")] = "cnn",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Upper bound; early stopping usually ends sooner.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for folds, initialisation and batches.")] = 0,
+    out: OutDirOpt = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Cross-validate every encoder x head and print a Table-1 style comparison.")] = False,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 32,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the multi-task model on labelled corpora, cross-validated; with --out, save a report and the final model."""
+    from persona_cli import experiments
+    from persona_cli.train import SPLITS, TrainConfig, cross_validate
+
+    _setup_logging(quiet)
+    if split not in SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+    if head not in ("cnn", "fcn"):
+        raise UsageError(f"--head must be cnn or fcn, not {head!r}")
+    if folds == 1 and compare:
+        raise UsageError("--compare needs --folds 2 or more")
+    options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
+    config = TrainConfig(head=head, epochs=epochs, seed=seed)
+    if compare:
+        encoders = ["mfcc", "ge2e", "xvector", "ecapa"]
+        rows = experiments.compare(data, encoders, ["cnn", "fcn"], folds, split, options, config)
+        table = experiments.comparison_table(rows)
+        print(f"{rows[0]['report']['protocol'] if rows else ''}\n\n{table}")
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "compare.md").write_text(f"`{_command_line()}`\n\n{table}\n")
+            (out / "compare.json").write_text(json.dumps(rows, indent=2))
+        return
+    labelled = experiments.embed_corpora(data, encoder, options)
+    if folds >= 2:
+        result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
+        _report(out, result.report, experiments.predictions_frame(labelled.clips, result.predictions),
+                result.histories, title=f"persona train: {encoder} + {head}")
+    if out is not None:
+        summary = {**experiments.data_summary(labelled), "recipe": config.__dict__, "command": _command_line()}
+        path = experiments.write_model(experiments.train_final_model(labelled, config, summary), out)
+        log.info("final model (trained on all %d clips) saved to %s", len(labelled.clips), path)
+
+
+@app.command("eval")
+def eval_command(
+    data: DataArg,
+    model: Annotated[Optional[str], typer.Option("--model", help="Model checkpoint; default: the bundled model.")] = None,
+    encoder_source: SourceOpt = None,
+    out: OutDirOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 32,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score a trained model on labelled corpora; with --out, save metrics, plots and per-file predictions."""
+    from persona_cli import experiments
+
+    _setup_logging(quiet)
+    options = PredictOptions(model=model, encoder_source=encoder_source, device=device, batch_size=batch_size)
+    _, persona_model = load_predictor(options)
+    labelled = experiments.embed_corpora(data, persona_model.metadata.encoder, options)
+    report, predictions = experiments.evaluate(persona_model.to("cpu"), labelled)
+    _report(out, report, predictions, title=f"persona eval: {persona_model.name}")
 
 
 def main(argv: list[str] | None = None) -> None:

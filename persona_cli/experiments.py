@@ -1,0 +1,158 @@
+"""What `persona train` and `persona eval` do: read corpora, embed (cached), cross-validate, report.
+
+Kept apart from cli.py so scripts and tests can run an experiment without a command line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from persona_cli.corpora import LabelledClip, read_corpora, summarize
+from persona_cli.embedding_cache import EmbeddingCache
+from persona_cli.encoders import load_encoder
+from persona_cli.errors import ModelLoadingError, UsageError
+from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.metrics import markdown_table, metrics_report
+from persona_cli.model import PersonaModel
+from persona_cli.pipeline import PredictOptions, resolve_device
+from persona_cli.train import MISSING, TrainConfig, Targets, cross_validate, fit, prediction_table, score
+
+log = logging.getLogger("persona")
+
+
+@dataclass
+class LabelledFeatures:
+    """Clips that embedded successfully, with their embeddings in the same order."""
+
+    clips: list[LabelledClip]
+    features: np.ndarray  # (n_clips, encoder dim)
+    encoder: str
+
+
+def embed_corpora(specs: Sequence[str], encoder_name: str, options: PredictOptions) -> LabelledFeatures:
+    """Read every corpus, print what was read, and embed each clip once (reusing the on-disk cache)."""
+    clips = read_corpora(specs)
+    log.info("read %d labelled clips:\n%s", len(clips), summarize(clips))
+    encoder = load_encoder(encoder_name, device=resolve_device(options.device), source=options.encoder_source)
+    cache = EmbeddingCache(encoder, encoder_source=options.encoder_source)
+    results = cache.embed([c.path for c in clips], options)
+    log.info("%s embeddings: %d reused from cache, %d computed", encoder_name, cache.hits, cache.misses)
+    failed = [(c, r.error) for c, r in zip(clips, results) if r.vector is None]
+    for clip, error in failed[:10]:
+        log.warning("skipping %s: %s", clip.path, error)
+    if len(failed) > 10:
+        log.warning("... and %d more clips that could not be embedded", len(failed) - 10)
+    kept = [(c, r.vector) for c, r in zip(clips, results) if r.vector is not None]
+    if not kept:
+        raise UsageError("none of the clips could be embedded")
+    return LabelledFeatures([c for c, _ in kept], np.stack([v for _, v in kept]), encoder_name)
+
+
+def predictions_frame(clips: Sequence[LabelledClip], table: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per-file true and predicted labels, as names, for predictions.csv and the plots."""
+
+    def names(indices: np.ndarray, labels: Sequence[str]) -> list[str | None]:
+        return [labels[i] if i != MISSING else None for i in indices]
+
+    frame = pd.DataFrame({
+        "path": [str(c.path) for c in clips],
+        "corpus": [c.corpus for c in clips],
+        "speaker": [c.speaker for c in clips],
+        "emotion_true": names(table["emotion_true"], EMOTIONS),
+        "emotion_pred": names(table["emotion_pred"], EMOTIONS),
+        "gender_true": names(table["gender_true"], GENDERS),
+        "gender_pred": names(table["gender_pred"], GENDERS),
+        "age_true": table["age_true"],
+        "age_pred": np.round(table["age_pred"], 1),
+    })
+    if "fold" in table:
+        frame.insert(3, "fold", table["fold"])
+    return frame
+
+
+def train_final_model(data: LabelledFeatures, config: TrainConfig, summary: dict) -> PersonaModel:
+    """One model on all the data (its early-stopping part still held out by speaker)."""
+    model, _ = fit(data.features, Targets.from_clips(data.clips), [c.speaker for c in data.clips],
+                   data.encoder, config, training_summary=summary)
+    return model
+
+
+def data_summary(data: LabelledFeatures) -> dict:
+    """What a model was trained on, for its metadata."""
+    corpora = sorted({c.corpus for c in data.clips})
+    return {
+        "clips": len(data.clips),
+        "speakers": len({c.speaker for c in data.clips}),
+        "corpora": {name: sum(c.corpus == name for c in data.clips) for name in corpora},
+        "labelled": {
+            "emotion": sum(c.emotion is not None for c in data.clips),
+            "gender": sum(c.gender is not None for c in data.clips),
+            "age": sum(c.age is not None for c in data.clips),
+        },
+    }
+
+
+def evaluate(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.DataFrame]:
+    """Score a trained model on labelled data it was (presumably) not trained on."""
+    if data.features.shape[1] != model.metadata.encoder_dim:
+        raise ModelLoadingError(f"model expects {model.metadata.encoder_dim}-d embeddings, data has {data.features.shape[1]}-d")
+    table = prediction_table(model, data.features, data.clips)
+    corpora = np.array([c.corpus for c in data.clips])
+    # the trivial age baseline is the model's own training mean, the honest "predict the mean" rival
+    overall, per_corpus = score(table, corpora, model.metadata.age_mean)
+    protocol = f"evaluation of model {model.name} (encoder {model.metadata.encoder}) on the given data, no training"
+    return metrics_report(overall, per_corpus, protocol=protocol), predictions_frame(data.clips, table)
+
+
+def comparison_table(rows: Sequence[dict]) -> str:
+    """Markdown in the shape of the paper's Table 1: one row per encoder x head."""
+    lines = ["| Encoder | Head | Emotion acc (%) | Emotion UAR (%) | Gender acc (%) | Age RMSE (years) | Age MAE (years) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        overall = row["report"]["overall"]
+        emotion, gender, age = overall.get("emotion"), overall.get("gender"), overall.get("age")
+        lines.append(
+            f"| {row['encoder']} | {row['head']} | "
+            f"{_pct(emotion, 'accuracy')} | {_pct(emotion, 'uar')} | {_pct(gender, 'accuracy')} | "
+            f"{_years(age, 'rmse')} | {_years(age, 'mae')} |"
+        )
+    return "\n".join(lines)
+
+
+def _pct(task: dict | None, key: str) -> str:
+    return "–" if task is None else f"{100 * task[key]:.1f}"
+
+
+def _years(task: dict | None, key: str) -> str:
+    return "–" if task is None else f"{task[key]:.2f}"
+
+
+def compare(specs: Sequence[str], encoders: Sequence[str], heads: Sequence[str], folds: int, split: str,
+            options: PredictOptions, config: TrainConfig) -> list[dict]:
+    """Cross-validate every encoder x head; encoders whose weights cannot be loaded are skipped."""
+    rows = []
+    for encoder_name in encoders:
+        try:
+            data = embed_corpora(specs, encoder_name, options)
+        except ModelLoadingError as error:
+            log.warning("skipping encoder %s: %s", encoder_name, error)
+            continue
+        for head in heads:
+            head_config = TrainConfig(**{**config.__dict__, "head": head})
+            result = cross_validate(data.features, data.clips, encoder_name, folds, split, head_config)
+            rows.append({"encoder": encoder_name, "head": head, "report": result.report})
+    return rows
+
+
+def write_model(model: PersonaModel, out_dir: Path) -> Path:
+    return model.save(Path(out_dir) / f"persona-{model.metadata.encoder}.safetensors")
+
+
+__all__ = ["LabelledFeatures", "compare", "comparison_table", "data_summary", "embed_corpora", "evaluate",
+           "predictions_frame", "train_final_model", "write_model"]

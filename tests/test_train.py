@@ -1,0 +1,162 @@
+"""Training and evaluation: masking, speaker-grouped folds, determinism, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import require_shared, voice_like
+from persona_cli.cli import main
+from persona_cli.corpora import LabelledClip
+from persona_cli.model import load_model
+from persona_cli.train import MISSING, Targets, TrainConfig, fit, make_folds, multitask_loss
+
+
+def clip(i: int, corpus: str, speaker: str, emotion=None, gender=None, age=None) -> LabelledClip:
+    return LabelledClip(Path(f"/x/{corpus}/{i}.wav"), corpus, f"{corpus}:{speaker}", emotion, gender, age, emotion)
+
+
+def mixed_clips() -> list[LabelledClip]:
+    """An emotion corpus without ages and an age corpus without emotions, like RAVDESS + Common Voice."""
+    acted = [clip(i, "acted", str(i % 6), ("anger", "sad", "happy")[i % 3], ("female", "male")[i % 2]) for i in range(60)]
+    crowd = [clip(i, "crowd", str(i // 2), None, ("female", "male")[i % 2], 20.0 + i % 40) for i in range(80)]
+    return acted + crowd
+
+
+def test_speaker_folds_never_share_a_speaker_and_cover_every_clip():
+    clips = mixed_clips()
+    folds = make_folds(clips, 5, "speaker")
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(clips)))
+    speakers = [{clips[i].speaker for i in fold} for fold in folds]
+    for a in range(5):
+        for b in range(a + 1, 5):
+            assert not speakers[a] & speakers[b]
+    # every fold holds part of each corpus, so per-corpus scores exist in every fold
+    assert all({clips[i].corpus for i in fold} == {"acted", "crowd"} for fold in folds)
+
+
+def test_random_split_does_mix_speakers():
+    clips = mixed_clips()
+    folds = make_folds(clips, 5, "random")
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(clips)))
+    speakers = [{clips[i].speaker for i in fold} for fold in folds]
+    assert speakers[0] & speakers[1]
+
+
+def test_missing_labels_are_masked_per_task():
+    targets = Targets.from_clips(mixed_clips())
+    assert (targets.emotion[60:] == MISSING).all() and np.isnan(targets.age[:60]).all()
+    emotion_logits = torch.zeros(4, 6, requires_grad=True)
+    gender_logits = torch.zeros(4, 2, requires_grad=True)
+    age = torch.zeros(4, requires_grad=True)
+    batch = {
+        "emotion": torch.tensor([0, MISSING, MISSING, MISSING]),
+        "gender": torch.tensor([MISSING, MISSING, MISSING, MISSING]),
+        "age_z": torch.tensor([float("nan"), 2.0, float("nan"), float("nan")]),
+    }
+    loss = multitask_loss((emotion_logits, gender_logits, age), batch)
+    # CE over the one emotion-labelled clip (log 6) + MSE over the one age-labelled clip (4); no gender term
+    assert loss.item() == pytest.approx(np.log(6) + 4.0, abs=1e-5)
+    loss.backward()
+    assert emotion_logits.grad[1:].abs().sum() == 0
+    assert gender_logits.grad is None  # no gender label in the batch: the head gets no gradient at all
+    assert age.grad[[0, 2, 3]].abs().sum() == 0
+
+
+def test_fit_is_deterministic_and_learns_a_separable_signal():
+    rng = np.random.default_rng(0)
+    clips = mixed_clips()
+    targets = Targets.from_clips(clips)
+    features = rng.standard_normal((len(clips), 32)).astype(np.float32)
+    features[:, 0] += 3 * targets.gender  # gender is readable from one dimension
+    speakers = [c.speaker for c in clips]
+    config = TrainConfig(head="fcn", epochs=60, patience=60)  # ~4 steps an epoch on 140 clips
+    first, _ = fit(features, targets, speakers, "test", config)
+    second, _ = fit(features, targets, speakers, "test", config)
+    a, b = first.predict(features), second.predict(features)
+    assert np.array_equal(a.emotion_probs, b.emotion_probs) and np.array_equal(a.age_years, b.age_years)
+    assert (a.gender_probs.argmax(1) == targets.gender).mean() > 0.8  # chance is 0.5
+    assert 20 <= first.metadata.age_mean <= 60  # standardisation uses the labelled training ages only
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """A manifest of generated voices: low pitch 'male', high pitch 'female', with emotions and ages."""
+    rows = []
+    for i in range(24):
+        gender = ("male", "female")[i % 2]
+        path = tmp_path / f"clip{i:02d}.wav"
+        sf.write(path, voice_like(1.0, f0=(110 if gender == "male" else 220) + i, seed=i), 16_000)
+        rows.append({"path": path.name, "speaker": f"s{i % 8}", "emotion": ("anger", "sad")[i % 3 == 0],
+                     "gender": gender, "age": 20 + i})
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    return manifest
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    out = capsys.readouterr()
+    return done.value.code, out.out, out.err
+
+
+def test_train_then_eval_end_to_end(tiny_corpus: Path, tmp_path: Path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run(["train", f"manifest:{tiny_corpus}", "--folds", "3", "--encoder", "mfcc",
+                             "--epochs", "3", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "speaker-grouped 3-fold" in stdout and "| overall |" in stdout
+    assert "24 labelled clips" in err or "read 24" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["overall"]) == {"emotion", "gender", "age"}
+    assert set(metrics["per_corpus"]) == {"manifest"} and len(metrics["folds"]) == 3 and "std" in metrics
+    assert metrics["overall"]["gender"]["n"] == 24
+    for name in ("report.md", "confusion_emotion.png", "age_scatter.png", "learning_curves.png", "predictions.csv"):
+        assert (out / name).is_file(), name
+    predictions = pd.read_csv(out / "predictions.csv")
+    folds = predictions.groupby("fold").speaker.apply(set).tolist()
+    assert all(not (a & b) for i, a in enumerate(folds) for b in folds[i + 1:])
+    model_path = out / "persona-mfcc.safetensors"
+    assert load_model(model_path).metadata.training["clips"] == 24
+
+    # a second run reuses every embedding and gives the same numbers
+    code, again, err = run(["train", f"manifest:{tiny_corpus}", "--folds", "3", "--encoder", "mfcc", "--epochs", "3"], capsys)
+    assert code == 0 and again == stdout and "24 reused from cache, 0 computed" in err
+
+    code, stdout, err = run(["eval", "--model", str(model_path), f"manifest:{tiny_corpus}", "--out", str(tmp_path / "eval")], capsys)
+    assert code == 0, err
+    evaluation = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluation["overall"]["gender"]["n"] == 24 and "no training" in evaluation["protocol"]
+    assert "folds" not in evaluation
+
+
+def test_train_usage_errors(tiny_corpus: Path, capsys):
+    code, _, err = run(["train", str(tiny_corpus), "--split", "sideways"], capsys)
+    assert code == 2 and "--split" in err
+    code, _, err = run(["train", "/no/such/corpus"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_eval_bundled_model_on_real_emodb(capsys):
+    emodb = require_shared("emodb")
+    code, stdout, err = run(["eval", str(emodb), "-q"], capsys)
+    assert code == 0, err
+    assert "| emodb |" in stdout
+
+
+@pytest.mark.slow
+def test_full_cross_validation_on_shared_data(tmp_path: Path, capsys):
+    """The issue's full run: all corpora, speaker-grouped 5-fold, report and final model."""
+    data = [str(require_shared(name)) for name in ("ravdess", "emodb", "commonvoice")]
+    code, stdout, err = run(["train", *data, "--folds", "5", "--out", str(tmp_path / "full")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert metrics["per_corpus"]["ravdess"]["gender"]["accuracy"] > 0.97
+    assert metrics["per_corpus"]["commonvoice"]["age"]["rmse"] < metrics["per_corpus"]["commonvoice"]["age"]["baseline_rmse"]
