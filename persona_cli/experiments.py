@@ -5,6 +5,7 @@ Kept apart from cli.py so scripts and tests can run an experiment without a comm
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -144,7 +145,7 @@ def compare(specs: Sequence[str], encoders: Sequence[str], heads: Sequence[str],
             log.warning("skipping encoder %s: %s", encoder_name, error)
             continue
         for head in heads:
-            head_config = TrainConfig(**{**config.__dict__, "head": head})
+            head_config = dataclasses.replace(config, head=head)
             result = cross_validate(data.features, data.clips, encoder_name, folds, split, head_config)
             rows.append({"encoder": encoder_name, "head": head, "report": result.report})
     return rows

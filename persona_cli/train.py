@@ -2,9 +2,11 @@
 
 A missing label (a Common Voice clip has no emotion, RAVDESS no age, "calm" is outside the six
 emotions) is masked out of that task's loss only, so one model learns from all corpora at once
-(aggregated-corpora multi-task learning, Kim et al. 2017). The recipe is the paper's: Adam at
-1e-3, up to 20 epochs, early stopping on a validation part, learning-rate decay on plateau,
-loss = CE(emotion) + CE(gender) + MSE(standardised age).
+(aggregated-corpora multi-task learning, Kim et al. 2017). The paper's recipe (Adam at
+1e-3, up to 20 epochs, early stopping on a validation part, learning-rate decay on plateau) is
+still available through TrainConfig; the default is Adam at 2e-3 with cosine decay over 20 epochs
+on every training speaker (see TrainConfig for the measured effect),
+loss = CE(emotion, class-balanced) + CE(gender) + MSE(standardised age).
 """
 
 from __future__ import annotations
@@ -35,12 +37,22 @@ class TrainConfig:
     # The paper's CNN head is kept as an option: on GE2E embeddings it scored 47.4 % on RAVDESS
     # emotion against 51.4 % for the dense head under the same recipe (speaker-grouped 5-fold).
     head: str = "fcn"  # "fcn" (dense layers only) or "cnn" (the paper's conv + dense net)
-    epochs: int = 20  # upper bound; early stopping usually ends sooner
-    learning_rate: float = 1e-3
+    # Fixed-budget schedule. Early stopping on a held-out 15 % of the speakers stopped before the
+    # emotion head had converged and cost RAVDESS 2-3 of its 20 actors; training on every speaker
+    # for `epochs` with cosine decay from 2e-3 (and class-balanced emotion CE) lifted RAVDESS
+    # emotion from 53.8/56.1/51.7 % (seeds 0/1/2, mean 53.9) to 56.4/57.8/56.9 % (mean 57.0);
+    # EmoDB 71.8 -> 74.9 % (mean), CV gender 97.3 -> 97.5 %, age RMSE 11.09 -> 10.97 y, MAE
+    # 8.45 -> 8.37 y (ge2e, fcn, speaker-grouped 5-fold).
+    epochs: int = 20  # with a validation part: an upper bound; without one: the training length
+    learning_rate: float = 2e-3  # peak LR (Adam); 1e-3 and 3e-3 scored 55.9 and 56.4 % (mean of 3 seeds)
+    lr_schedule: str = "cosine"  # "cosine" (decay to 0 over `epochs`) or "plateau" (halve when validation stalls)
     batch_size: int = 32
-    patience: int = 5  # epochs without validation improvement before stopping
-    lr_patience: int = 2  # epochs without improvement before the learning rate is halved
-    validation_fraction: float = 0.15  # share of training speakers held out for early stopping
+    patience: int = 5  # epochs without validation improvement before stopping (needs a validation part)
+    lr_patience: int = 2  # "plateau": epochs without improvement before the learning rate is halved
+    validation_fraction: float = 0.0  # share of training speakers held out for early stopping (0: none)
+    # RAVDESS has half as many neutral clips as each other emotion: weighting emotion CE by inverse
+    # class frequency gave 57.0 % against 57.5 % mean, but its worst seed is 56.4 % against 55.6 %.
+    balance_emotions: bool = True
     # Regularisation: the net overfits a few dozen speakers within ~4 epochs without it.
     # Together these lifted RAVDESS emotion from 51.4 to 53.8 % and Common Voice gender from 96.8
     # to 97.4 %, age RMSE 11.21 -> 11.14 years (ge2e, fcn, seed 0).
@@ -48,6 +60,12 @@ class TrainConfig:
     weight_decay: float = 1e-2  # L2 penalty (Adam's weight_decay)
     input_noise: float = 0.5  # std of Gaussian noise added to the standardised embeddings while training
     seed: int = 0
+
+
+#: The paper's recipe as published (CNN head, Adam 1e-3, early stopping and LR decay on plateau),
+#: without the regularisation and schedule these small corpora turned out to need: `--paper-recipe`.
+PAPER_RECIPE = TrainConfig(head="cnn", learning_rate=1e-3, lr_schedule="plateau", validation_fraction=0.15,
+                           balance_emotions=False, dropout=0.3, weight_decay=0.0, input_noise=0.0)
 
 
 @dataclass
@@ -96,13 +114,15 @@ def speaker_holdout(speakers: Sequence[str], fraction: float, rng: np.random.Gen
     return np.array([s in held for s in speakers])
 
 
-def multitask_loss(outputs, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-    """CE(emotion) + CE(gender) + MSE(age z-score), each averaged over the clips that have that label."""
+def multitask_loss(outputs, targets: dict[str, torch.Tensor], emotion_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """CE(emotion) + CE(gender) + MSE(age z-score), each averaged over the clips that have that label;
+    `emotion_weight` optionally weights the emotion classes (a weighted mean, as torch's CE)."""
     emotion_logits, gender_logits, age_z = outputs
     loss = emotion_logits.new_zeros(())
     emotion_known = targets["emotion"] != MISSING
     if emotion_known.any():
-        loss = loss + nn.functional.cross_entropy(emotion_logits[emotion_known], targets["emotion"][emotion_known])
+        loss = loss + nn.functional.cross_entropy(emotion_logits[emotion_known], targets["emotion"][emotion_known],
+                                                  weight=emotion_weight)
     gender_known = targets["gender"] != MISSING
     if gender_known.any():
         loss = loss + nn.functional.cross_entropy(gender_logits[gender_known], targets["gender"][gender_known])
@@ -153,7 +173,15 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
     train_x, train_y = tensors(train_index)
     validation_x, validation_y = tensors(validation_index)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=config.lr_patience)
+    if config.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    else:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=config.lr_patience)
+    emotion_weight = None
+    if config.balance_emotions:  # inverse class frequency over the training part; absent classes get 0
+        known = train_y["emotion"][train_y["emotion"] != MISSING]
+        counts = torch.bincount(known, minlength=len(EMOTIONS)).float()
+        emotion_weight = torch.where(counts > 0, counts.sum() / (len(EMOTIONS) * counts.clamp_min(1)), torch.zeros(()))
     generator = torch.Generator().manual_seed(config.seed)
     history = TrainingHistory()
     best_state, best_loss, stale = copy.deepcopy(network.state_dict()), float("inf"), 0
@@ -168,7 +196,7 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
             if config.input_noise:
                 noise = torch.randn(inputs.shape, generator=generator) * config.input_noise
                 inputs = inputs + noise * network.feature_std
-            loss = multitask_loss(network(inputs), {k: v[batch] for k, v in train_y.items()})
+            loss = multitask_loss(network(inputs), {k: v[batch] for k, v in train_y.items()}, emotion_weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -177,13 +205,18 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
         history.learning_rate.append(optimizer.param_groups[0]["lr"])
 
         if len(validation_index) == 0:  # nothing held out: train for the full budget
+            if config.lr_schedule == "cosine":
+                scheduler.step()
             best_state, history.best_epoch = copy.deepcopy(network.state_dict()), epoch
             continue
         network.eval()
         with torch.no_grad():
             validation_loss = float(multitask_loss(network(validation_x), validation_y))
         history.validation_loss.append(validation_loss)
-        scheduler.step(validation_loss)
+        if config.lr_schedule == "cosine":
+            scheduler.step()
+        else:
+            scheduler.step(validation_loss)
         if validation_loss < best_loss - 1e-4:
             best_state, best_loss, stale, history.best_epoch = copy.deepcopy(network.state_dict()), validation_loss, 0, epoch
         else:
