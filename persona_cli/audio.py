@@ -1,10 +1,27 @@
-"""Find audio files and turn each into 16 kHz mono float32 chunks, streamed so long files fit in memory."""
+"""Find audio files and turn each into 16 kHz mono float32 chunks, streamed so long files fit in memory.
+
+What goes wrong with one file is an AudioLoadError whose message becomes that file's `error`
+(a short, lowercase reason, never a traceback): `empty file`, `file not found`, `broken symlink`,
+`symlink loop`, `permission denied`, `not an audio file`, `unsupported format: ...`,
+`truncated wav header`, `decode error: ...`, `no audio samples in file`.
+
+Some files decode but deserve a second look; they are not errors, and `SignalStats.warnings()`
+names them (the `warning` column; see pipeline.py for the full policy): digital silence or near
+silence, NaN/inf samples (replaced with 0 before downmix and resampling), heavy clipping, and a WAV
+whose header declares more audio than the file holds (the part that exists is used).
+
+Paths are kept as the OS gives them. A file name that is not valid UTF-8 decodes, as everywhere in
+Python, to a str with surrogate escapes; `display_path` turns it into printable text ('caf\\xe9.wav')
+for output rows, since CSV, JSON and Parquet all need valid UTF-8.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,21 +40,51 @@ SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = frozenset(".wav .flac .ogg .oga .opus .mp3 .aif .aiff .au .m4a .aac .wma .webm".split())
 _UNSUPPORTED = frozenset({".m4a", ".aac", ".wma", ".webm"})
 _OS_ERRORS = {FileNotFoundError: "file not found", PermissionError: "permission denied"}
-# Frames read per call: small enough that 192 kHz x 8 channels stays around a few MB.
+# Frames read per call: small enough that 192 kHz x 8 channels stays around a few MB. Files with more
+# channels, or low sample rates (which the resampler multiplies), read fewer frames per call.
 _BLOCK_FRAMES = 65_536
+_BLOCK_SAMPLES = 8 * _BLOCK_FRAMES
+
+# Warning thresholds (see SignalStats.warnings)
+SILENCE_DBFS = -70.0  # RMS below this over the whole file: "nearly silent"
+FULL_SCALE = 1.0 - 2.0**-7  # |sample| at or above this (within one 8-bit step of ±1) counts as clipped
+CLIPPED_FRACTION = 0.05  # more than this share of samples at full scale: "clipped"
+TRUNCATED_SECONDS = 0.01  # a WAV holding at least this much less than its header declares: "truncated"
+
+# libsndfile's sf_error codes that mean "this is no audio file at all" rather than "broken audio":
+# 1 unrecognised format, 2 system error, 7 not a regular file (what the MP3 probe says about text).
+_NOT_AUDIO_CODES = frozenset({1, 2, 7})
+_SF_ERR_UNSUPPORTED_ENCODING = 4
+# WAV format tags libsndfile decodes (PCM, float, A/u-law, MS/IMA ADPCM, GSM 6.10, G.721, extensible).
+# When it refuses a WAV with any other tag, the error names the tag: `unsupported format: wav codec ...`
+_WAV_DECODABLE = frozenset({0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0040, 0xFFFE})
+_WAV_CODEC_NAMES = {
+    0x0050: "mpeg", 0x0055: "mp3", 0x0083: "g.729a", 0x0092: "ac-3", 0x00FF: "aac",
+    0x0160: "wma", 0x0161: "wma", 0x0162: "wma pro", 0x0163: "wma lossless", 0x1610: "aac", 0x2000: "ac-3",
+    0x2001: "dts", 0x6771: "vorbis", 0xF1AC: "flac",
+}
 
 
-def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Named files (any extension) plus audio files under named folders: sorted, without duplicates."""
+def find_audio_files(
+    paths: Iterable[str | os.PathLike], *, files_from: Iterable[str | os.PathLike] = ()
+) -> list[Path]:
+    """Named files (any extension) plus audio files under named folders: sorted, without duplicates.
+
+    A path in `paths` that does not exist is a UsageError, but a broken symlink is listed (its row
+    says `broken symlink`). `files_from` holds paths read from a list file (`--files-from`): there a
+    missing path is listed too, so that one stale line gives one `file not found` row instead of
+    stopping a long batch.
+    """
     found: dict[str, Path] = {}
-    for given in paths:
+    named = [(given, False) for given in paths] + [(given, True) for given in files_from]
+    for given, missing_ok in named:
         path = Path(given)
         if path.is_dir():
             candidates = sorted(_walk(path), key=str)
-        elif path.exists():
+        elif path.exists() or os.path.lexists(path) or missing_ok:
             candidates = [path]  # the user named it, so a decode error row beats silence
         else:
-            raise UsageError(f"no such file or folder: {given}")
+            raise UsageError(f"no such file or folder: {display_path(given)}")
         for candidate in candidates:
             # abspath normalises './x' vs 'x' without resolving symlinks, which stay distinct files
             found.setdefault(os.path.abspath(candidate), candidate)
@@ -45,14 +92,30 @@ def find_audio_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def _walk(folder: Path) -> Iterator[Path]:
-    # followlinks=False: a symlink pointing at an ancestor folder would otherwise loop forever
+    # followlinks=False: a symlink pointing at an ancestor folder would otherwise loop forever.
+    # Broken or looping file symlinks with an audio suffix are listed: their rows say what is wrong.
     def warn(err: OSError) -> None:
-        log.warning("skipping unreadable folder %s: %s", err.filename, err.strerror)
+        log.warning("skipping unreadable folder %s: %s", display_path(err.filename or ""), err.strerror)
 
     for dirpath, _dirnames, filenames in os.walk(folder, onerror=warn, followlinks=False):
         for name in filenames:
             if Path(name).suffix.lower() in AUDIO_EXTENSIONS:
                 yield Path(dirpath, name)
+
+
+def display_path(path: str | bytes | os.PathLike) -> str:
+    """The path as valid UTF-8 text: bytes that are not UTF-8 become backslash escapes ('caf\\xe9.wav').
+
+    Valid names come back unchanged (str(path)); only undecodable bytes, which Python holds as
+    surrogate escapes, are rewritten, so every writer (CSV on stdout, JSONL, Parquet) can store them.
+    """
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "backslashreplace")
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no OS name produced: escape it as it is
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -63,23 +126,86 @@ class AudioInfo:
     format: str  # libsndfile's major format: "WAV", "FLAC", "OGG", "MP3"...
 
 
+@dataclass
+class SignalStats:
+    """What iter_chunks saw of one file's samples (all channels, before downmix), for the warnings.
+
+    Pass one to iter_chunks(stats=...) and read it once the iteration is over.
+    """
+
+    samples: int = 0  # decoded samples, all channels
+    non_finite: int = 0  # NaN or ±inf samples (replaced with 0)
+    full_scale: int = 0  # finite samples with |x| >= FULL_SCALE
+    sum_squares: float = 0.0  # of the samples after NaN/inf became 0, for the RMS
+    peak: float = 0.0  # largest |x| after NaN/inf became 0
+    frames: int = 0  # decoded frames (samples per channel)
+    sample_rate: int = 0
+    declared_frames: int | None = None  # what a WAV header's data chunk declares, when it is readable
+
+    def add(self, block: np.ndarray) -> np.ndarray:
+        """Count one (frames, channels) float32 block; returns it with NaN/inf replaced by 0."""
+        self.frames += block.shape[0]
+        self.samples += block.size
+        finite = np.isfinite(block)
+        bad = block.size - int(np.count_nonzero(finite))
+        if bad:
+            self.non_finite += bad
+            block = np.where(finite, block, np.float32(0))
+        if block.size:
+            magnitude = np.abs(block)
+            self.full_scale += int(np.count_nonzero(magnitude >= FULL_SCALE))
+            self.peak = max(self.peak, float(magnitude.max()))
+            self.sum_squares += float(np.dot(block.ravel().astype(np.float64), block.ravel()))
+        return block
+
+    @property
+    def rms_dbfs(self) -> float:
+        rms = np.sqrt(self.sum_squares / self.samples) if self.samples else 0.0
+        return float(20 * np.log10(rms)) if rms > 0 else float("-inf")
+
+    def warnings(self) -> list[str]:
+        """Short texts for what is doubtful about this audio; empty when nothing is."""
+        found = []
+        if self.declared_frames is not None and self.sample_rate:
+            missing_s = (self.declared_frames - self.frames) / self.sample_rate
+            if missing_s >= TRUNCATED_SECONDS:
+                found.append(f"truncated: header declares {self.declared_frames / self.sample_rate:.2f} s, "
+                             f"file holds {self.frames / self.sample_rate:.2f} s")
+        if self.non_finite:
+            found.append(f"non-finite samples replaced with 0: {self.non_finite} of {self.samples}")
+        if self.samples and self.peak == 0:
+            found.append("silent")
+        elif self.samples and self.rms_dbfs < SILENCE_DBFS:
+            found.append(f"nearly silent: {self.rms_dbfs:.0f} dBFS RMS")
+        if self.samples and self.full_scale > CLIPPED_FRACTION * self.samples:
+            found.append(f"clipped: {100 * self.full_scale / self.samples:.0f} % of samples at full scale")
+        return found
+
+
 def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Header facts about one file, without decoding it."""
     with _open(path) as f:
         return AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels, f.format)
 
 
-def iter_chunks(path: str | os.PathLike, chunk_seconds: float = 30.0) -> Iterator[np.ndarray]:
+def iter_chunks(
+    path: str | os.PathLike, chunk_seconds: float = 30.0, stats: SignalStats | None = None
+) -> Iterator[np.ndarray]:
     """16 kHz mono float32 chunks of exactly chunk_seconds (the last one shorter).
 
-    A generator: AudioLoadError is raised while iterating, possibly after some chunks.
+    A generator: AudioLoadError is raised while iterating, possibly after some chunks. With `stats`,
+    what the samples looked like (silence, NaN, clipping, truncation) is counted into it as they pass.
     """
     size = round(chunk_seconds * SAMPLE_RATE)
     if size <= 0:
         raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
+    stats = SignalStats() if stats is None else stats
     with _open(path) as f:
+        stats.sample_rate = f.samplerate
+        if f.format in ("WAV", "WAVEX"):
+            stats.declared_frames = _wav_declared_frames(path)
         empty = True
-        for chunk in _rechunk(_decoded(f), size):
+        for chunk in _rechunk(_decoded(f, stats), size):
             empty = False
             yield chunk
     if empty:
@@ -102,17 +228,37 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
             raise AudioLoadError("empty file")
         open(path, "rb").close()  # raises PermissionError where we may not read it
     except OSError as err:
-        message = _OS_ERRORS.get(type(err)) or f"cannot open: {(err.strerror or str(err)).lower()}"
-        raise AudioLoadError(message) from None
+        raise AudioLoadError(_os_reason(path, err)) from None
     try:
-        return sf.SoundFile(path)
+        # bytes, not str: soundfile encodes a str path strictly, which fails on non-UTF-8 names
+        return sf.SoundFile(os.fsencode(path) if os.name == "posix" else path)
     except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as err:
-        suffix = Path(path).suffix.lower()
-        if suffix in _UNSUPPORTED:
-            raise AudioLoadError(f"unsupported format: {suffix[1:]}") from None
-        if getattr(err, "code", None) == 3:  # SF_ERR_MALFORMED_FILE: right format, broken content
-            raise AudioLoadError(f"decode error: {_reason(err)}") from None
-        raise AudioLoadError("not an audio file") from None
+        raise AudioLoadError(_open_failure(path, err)) from None
+
+
+def _os_reason(path: str | os.PathLike, err: OSError) -> str:
+    if isinstance(err, FileNotFoundError) and os.path.islink(path):
+        return "broken symlink"
+    if err.errno == errno.ELOOP:
+        return "symlink loop"
+    return _OS_ERRORS.get(type(err)) or f"cannot open: {(err.strerror or str(err)).lower()}"
+
+
+def _open_failure(path: str | os.PathLike, err: Exception) -> str:
+    """The row's error for a file libsndfile would not open."""
+    suffix = Path(os.fsdecode(path)).suffix.lower()
+    if suffix in _UNSUPPORTED:
+        return f"unsupported format: {suffix[1:]}"
+    wav_problem = _wav_header_problem(path)
+    if wav_problem:
+        return wav_problem
+    code = getattr(err, "code", None)
+    if code == _SF_ERR_UNSUPPORTED_ENCODING:
+        return f"unsupported format: {_reason(err)}"
+    if code is None or code in _NOT_AUDIO_CODES:
+        return "not an audio file"
+    # 3 (SF_ERR_MALFORMED_FILE) and the format-specific codes: right format, broken content
+    return f"decode error: {_reason(err)}"
 
 
 def _reason(err: Exception) -> str:
@@ -121,19 +267,87 @@ def _reason(err: Exception) -> str:
     return text.removeprefix("error :").strip()
 
 
-def _decoded(f: sf.SoundFile) -> Iterator[np.ndarray]:
+# --- WAV headers, read directly: libsndfile hides what a broken one says --------------------------
+
+
+def _riff_chunks(path: str | os.PathLike, limit: int = 1 << 20) -> dict[bytes, tuple[int, bytes]] | None:
+    """{chunk id: (declared size, first bytes of the body)} of a RIFF/WAVE file, up to `data`.
+
+    None when the file does not start like a WAV. Only the `fmt ` body is read (its first 64 bytes).
+    """
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            chunks: dict[bytes, tuple[int, bytes]] = {}
+            while f.tell() < min(size, limit):
+                header = f.read(8)
+                if len(header) < 8:
+                    break
+                chunk_id, chunk_size = header[:4], struct.unpack("<I", header[4:])[0]
+                start = f.tell()
+                body = f.read(min(chunk_size, 64)) if chunk_id == b"fmt " else b""
+                chunks.setdefault(chunk_id, (chunk_size, body))
+                if chunk_id == b"data":
+                    break
+                f.seek(start + chunk_size + (chunk_size & 1))
+            return chunks
+    except OSError:
+        return None
+
+
+def _wav_header_problem(path: str | os.PathLike) -> str | None:
+    """For a WAV that libsndfile refused: an unsupported codec or a truncated header, by name."""
+    chunks = _riff_chunks(path)
+    if chunks is None:
+        return None
+    fmt = chunks.get(b"fmt ")
+    if fmt is None or len(fmt[1]) < 16 or fmt[0] < 16:
+        return "truncated wav header" if b"data" not in chunks else "malformed wav header"
+    tag = struct.unpack("<H", fmt[1][:2])[0]
+    if tag not in _WAV_DECODABLE:
+        name = _WAV_CODEC_NAMES.get(tag)
+        return f"unsupported format: wav codec 0x{tag:04x}" + (f" ({name})" if name else "")
+    if b"data" not in chunks:
+        return "truncated wav header"
+    return None
+
+
+def _wav_declared_frames(path: str | os.PathLike) -> int | None:
+    """Frames the `data` chunk of a PCM/float WAV declares (None: unknown, streamed or compressed)."""
+    chunks = _riff_chunks(path)
+    if chunks is None:
+        return None
+    fmt, data = chunks.get(b"fmt "), chunks.get(b"data")
+    if fmt is None or data is None or len(fmt[1]) < 16:
+        return None
+    tag, _channels, _rate, _byte_rate, block_align, _bits = struct.unpack("<HHIIHH", fmt[1][:16])
+    # 0 and 0xFFFFFFFF are what streaming writers leave when they never come back to the header
+    if tag not in (0x0001, 0x0003, 0xFFFE) or block_align == 0 or data[0] in (0, 0xFFFFFFFF):
+        return None
+    return data[0] // block_align
+
+
+def _decoded(f: sf.SoundFile, stats: SignalStats) -> Iterator[np.ndarray]:
     """Mono 16 kHz pieces of any length, in file order."""
     # One resampler per file keeps filter state across blocks: no clicks at block edges, and the
     # output equals a one-shot soxr.resample of the whole file.
-    stream = soxr.ResampleStream(f.samplerate, SAMPLE_RATE, 1) if f.samplerate != SAMPLE_RATE else None
+    try:
+        stream = soxr.ResampleStream(f.samplerate, SAMPLE_RATE, 1) if f.samplerate != SAMPLE_RATE else None
+    except (ValueError, RuntimeError, OverflowError, TypeError):
+        raise AudioLoadError(f"unsupported sample rate: {f.samplerate} Hz") from None
+    # bound both the block read (channels) and what the resampler makes of it (low sample rates)
+    frames = max(1, min(_BLOCK_FRAMES, _BLOCK_SAMPLES // max(f.channels, 1), _BLOCK_FRAMES * f.samplerate // SAMPLE_RATE))
     while True:  # until an empty block, not f.frames: MP3 headers can overstate the length
         try:
-            block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            block = f.read(frames, dtype="float32", always_2d=True)
         except (sf.SoundFileError, RuntimeError, OSError, ValueError) as err:
             raise AudioLoadError(f"decode error: {_reason(err)}") from None
         last = not len(block)
         # Zero NaN/inf before the downmix and the resampler, which would smear them over neighbours.
-        mono = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0).mean(axis=1, dtype=np.float32)
+        mono = stats.add(block).mean(axis=1, dtype=np.float32)
         yield mono if stream is None else stream.resample_chunk(mono, last=last)
         if last:
             return

@@ -6,8 +6,10 @@ Exit codes: 0 every file succeeded; 1 some files failed (their rows are still wr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from persona_cli import __version__
-from persona_cli.audio import find_audio_files
+from persona_cli.audio import display_path, find_audio_files
 from persona_cli.encoders import ENCODER_NAMES, load_encoder
 from persona_cli.errors import PersonaError, UsageError
 from persona_cli.output import OutputTarget
@@ -32,6 +34,7 @@ from persona_cli.pipeline import (
     load_predictor,
     predict,
     resolve_device,
+    until_first_error,
 )
 
 EXIT_SOME_FAILED = 1
@@ -56,6 +59,7 @@ SourceOpt = Annotated[Optional[str], typer.Option("--encoder-source", help="Hub 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Audio chunks per encoder forward call.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Keep the rows already in -o FILE (or left by an interrupted run) and process only the missing files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log messages.")]
 
 
@@ -81,17 +85,21 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def _input_files(paths: list[Path] | None, files_from: str | None) -> list[Path]:
-    listed: list[str] = [str(p) for p in paths or []]
+    named: list[str] = [str(p) for p in paths or []]
+    from_list: list[str] = []  # a missing file here is an error row, not a usage error
     if files_from is not None:
+        if files_from == "-" and hasattr(sys.stdin, "reconfigure"):
+            sys.stdin.reconfigure(errors="surrogateescape")  # file names need not be valid UTF-8
         try:
             stream = sys.stdin if files_from == "-" else open(files_from, encoding="utf-8", errors="surrogateescape")
         except OSError as error:
             raise UsageError(f"cannot read --files-from {files_from}: {error.strerror}") from None
         with stream:
-            listed.extend(line.rstrip("\r\n") for line in stream if line.strip())
+            from_list.extend(line.rstrip("\r\n") for line in stream if line.strip())
+    listed = named + from_list
     if not listed:
         raise UsageError("no input: give audio files or folders, or --files-from FILE")
-    files = find_audio_files(listed)
+    files = find_audio_files(named, files_from=from_list)
     if not files:
         raise UsageError(f"no audio files found in: {' '.join(listed[:3])}{' ...' if len(listed) > 3 else ''}")
     return files
@@ -130,6 +138,15 @@ def _write_rows(batches: Iterator[list[dict]], target: OutputTarget, total: int,
     return failed
 
 
+def _still_to_do(files: list[Path], target: OutputTarget) -> list[Path]:
+    """With --resume, the files whose rows are not in the output yet."""
+    if not target.done:
+        return files
+    remaining = [f for f in files if display_path(f) not in target.done]  # rows store display_path
+    log.info("resuming: %d of %d files already done, %d to go", len(files) - len(remaining), len(files), len(remaining))
+    return remaining
+
+
 def _finish(failed: int, total: int, output: str | None) -> None:
     if failed:
         where = f" in {output}" if output not in (None, "-") else ""
@@ -149,16 +166,22 @@ def predict_command(
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 32,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first file that fails (its row and the rows before it are written); exit 1.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Predict emotion, gender and age for every audio file: one output row per file."""
     _setup_logging(quiet)
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, model=model, device=device, batch_size=batch_size)
     files = _input_files(paths, files_from)
-    target = OutputTarget(output, output_format, PREDICTION_SCHEMA, overwrite=overwrite)
+    target = OutputTarget(output, output_format, PREDICTION_SCHEMA, overwrite=overwrite, resume=resume)
     encoder_impl, persona_model = load_predictor(options)
-    failed = _write_rows(predict(files, encoder_impl, persona_model, options), target, len(files), quiet, "predict")
-    _finish(failed, len(files), output)
+    todo = _still_to_do(files, target)
+    batches = predict(todo, encoder_impl, persona_model, options)
+    failed = _write_rows(until_first_error(batches) if fail_fast else batches, target, len(todo), quiet, "predict")
+    if fail_fast and failed:
+        log.warning("--fail-fast: stopped at the first failed file")
+    _finish(failed + target.done_failed, len(files), output)
 
 
 @app.command("embed")
@@ -172,16 +195,18 @@ def embed_command(
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 32,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Write the speaker embeddings themselves (path, duration_s, encoder, vector, error)."""
     _setup_logging(quiet)
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
     files = _input_files(paths, files_from)
-    target = OutputTarget(output, output_format, EMBEDDING_SCHEMA, overwrite=overwrite)
+    target = OutputTarget(output, output_format, EMBEDDING_SCHEMA, overwrite=overwrite, resume=resume)
     encoder_impl = load_encoder(encoder, device=resolve_device(device), source=encoder_source)
-    failed = _write_rows(embedding_rows(files, encoder_impl, options), target, len(files), quiet, "embed")
-    _finish(failed, len(files), output)
+    todo = _still_to_do(files, target)
+    failed = _write_rows(embedding_rows(todo, encoder_impl, options), target, len(todo), quiet, "embed")
+    _finish(failed + target.done_failed, len(files), output)
 
 
 DataArg = Annotated[list[str], typer.Argument(help="Labelled corpora: folders or manifest CSVs; NAME:PATH forces a reader.", show_default=False)]
@@ -209,8 +234,9 @@ def train_command(
     split: Annotated[str, typer.Option("--split", help="speaker: folds grouped by speaker (honest); random: the paper's protocol.")] = "speaker",
     encoder: EncoderOpt = "ge2e",
     encoder_source: SourceOpt = None,
-    head: Annotated[str, typer.Option("--head", help="fcn (dense layers only; scored best here) or cnn (the paper's conv + dense net).")] = "fcn",
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Upper bound; early stopping usually ends sooner.")] = 20,
+    head: Annotated[Optional[str], typer.Option("--head", help="fcn (dense layers only; the default, it scored best here) or cnn (the paper's conv + dense net).")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training length (an upper bound with --paper-recipe's early stopping).")] = 20,
+    paper_recipe: Annotated[bool, typer.Option("--paper-recipe", help="The paper's recipe: CNN head, lr 1e-3, early stopping and LR decay on a held-out 15 % of speakers.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed for folds, initialisation and batches.")] = 0,
     out: OutDirOpt = None,
     compare: Annotated[bool, typer.Option("--compare", help="Cross-validate every encoder x head and print a Table-1 style comparison.")] = False,
@@ -220,17 +246,19 @@ def train_command(
 ) -> None:
     """Train the multi-task model on labelled corpora, cross-validated; with --out, save a report and the final model."""
     from persona_cli import experiments
-    from persona_cli.train import SPLITS, TrainConfig, cross_validate
+    from persona_cli.train import PAPER_RECIPE, SPLITS, TrainConfig, cross_validate
 
     _setup_logging(quiet)
     if split not in SPLITS:
         raise UsageError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+    recipe = PAPER_RECIPE if paper_recipe else TrainConfig()
+    head = head or recipe.head
     if head not in ("cnn", "fcn"):
         raise UsageError(f"--head must be cnn or fcn, not {head!r}")
     if folds == 1 and compare:
         raise UsageError("--compare needs --folds 2 or more")
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
-    config = TrainConfig(head=head, epochs=epochs, seed=seed)
+    config = dataclasses.replace(recipe, head=head, epochs=epochs, seed=seed)
     if compare:
         encoders = ["mfcc", "ge2e", "xvector", "ecapa"]
         rows = experiments.compare(data, encoders, ["cnn", "fcn"], folds, split, options, config)
@@ -242,7 +270,7 @@ def train_command(
             (out / "compare.json").write_text(json.dumps(rows, indent=2))
         return
     labelled = experiments.embed_corpora(data, encoder, options)
-    summary = {**experiments.data_summary(labelled), "recipe": config.__dict__, "command": _command_line()}
+    summary = {**experiments.data_summary(labelled), "recipe": dataclasses.asdict(config), "command": _command_line()}
     if folds >= 2:
         result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
         _report(out, result.report, experiments.predictions_frame(labelled.clips, result.predictions),
@@ -274,8 +302,14 @@ def eval_command(
     _report(out, report, predictions, title=f"persona eval: {persona_model.name}")
 
 
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every expected failure becomes one line on stderr and an exit code, never a traceback."""
+    # schedulers stop jobs with SIGTERM: treat it like Ctrl-C, so finished rows are published
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         # standalone_mode=False: click hands errors to us instead of printing its multi-line usage box
         exit_code = app(args=argv, prog_name="persona", standalone_mode=False)
@@ -285,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     except PersonaError as error:  # usage mistakes and unloadable models: nothing was processed
         print(f"persona: error: {error}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    except (KeyboardInterrupt, typer.Abort):
+    except (KeyboardInterrupt, typer.Abort):  # interrupted outside a command (typer maps it to 130 inside)
+        exit_code = EXIT_INTERRUPTED
+    if exit_code == EXIT_INTERRUPTED:
         print("persona: interrupted; rows finished so far were written", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
     sys.exit(exit_code if isinstance(exit_code, int) else 0)

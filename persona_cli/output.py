@@ -1,19 +1,28 @@
 """Result writers: CSV, Parquet and JSON Lines, chosen from a table by format, all streaming.
 
 Rows arrive in batches as the pipeline finishes them, so memory does not grow with the number of
-files. A file target is written under a temporary name in the same folder and renamed when the
-writer closes, so a reader never sees a half-written file under the final name.
+files. Nothing is lost when a run stops early:
+
+- A file target is written as `.NAME.partial` beside it and renamed to NAME when the run ends
+  (normally, by error, or by Ctrl-C), so a reader never sees a half-written file under the final
+  name. A run killed outright (SIGKILL, power loss) leaves the `.partial` file, and `--resume`
+  continues from it.
+- Each batch is appended with one write call and flushed, so an interruption never leaves half a
+  row; a SIGKILL inside that write can leave a torn last line, which resume cuts off.
+- Parquet has no readable footer until it is closed, so a killed Parquet writer would lose
+  everything. Parquet runs therefore journal their rows as JSON Lines in the `.partial` file and
+  convert the journal to Parquet row groups at the end, reading it back in bounded chunks.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,90 +32,77 @@ import pyarrow.parquet as pq
 from persona_cli.errors import UsageError
 
 STDOUT = "-"
-#: rows buffered before a Parquet row group is written: large groups read fast, small ones lose less
+#: rows per Parquet row group: large groups read fast
 PARQUET_ROW_GROUP = 1024
 
 
-class RowWriter:
-    """Base for the writers: `write(rows)` any number of times, then `close()` (or use `with`)."""
-
-    def __init__(self, stream: IO, schema: pa.Schema):
-        self.stream = stream
-        self.schema = schema
-
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        """Flush what is buffered; the stream itself is closed by the caller."""
-
-    def __enter__(self) -> RowWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.finish()
-
-
 def _plain(value: Any) -> Any:
-    """NaN and missing values become empty cells; vectors become JSON arrays (for CSV)."""
+    """NaN and missing values become empty cells."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return value
 
 
-class CsvWriter(RowWriter):
-    def __init__(self, stream: IO, schema: pa.Schema):
-        super().__init__(stream, schema)
-        self.writer = csv.writer(stream, lineterminator="\n")
-        self.writer.writerow(schema.names)
+class RowWriter:
+    """Appends batches of rows to a text stream: `write(rows)` any number of times."""
+
+    def __init__(self, stream: IO[str], schema: pa.Schema):
+        self.stream = stream
+        self.schema = schema
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        for row in rows:
-            cells = [_plain(row[name]) for name in self.schema.names]
-            self.writer.writerow(["" if c is None else json.dumps(c) if isinstance(c, list) else c for c in cells])
+        # one write call per batch: an interrupt lands between batches, never inside a row
+        self.stream.write(self.format(rows))
         self.stream.flush()
+
+    def format(self, rows: Sequence[dict[str, Any]]) -> str:
+        raise NotImplementedError
+
+    def header(self) -> str:
+        """Text that starts a new file of this format."""
+        return ""
+
+
+class CsvWriter(RowWriter):
+    def header(self) -> str:
+        return self._lines([self.schema.names])
+
+    def format(self, rows: Sequence[dict[str, Any]]) -> str:
+        cells = ([_csv_cell(_plain(row[name])) for name in self.schema.names] for row in rows)
+        return self._lines(cells)
+
+    @staticmethod
+    def _lines(rows) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        return buffer.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, list) else value  # vectors as JSON arrays
 
 
 class JsonLinesWriter(RowWriter):
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        for row in rows:
-            record = {name: _plain(row[name]) for name in self.schema.names}
-            self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.stream.flush()
+    def format(self, rows: Sequence[dict[str, Any]]) -> str:
+        return "".join(
+            json.dumps({name: _plain(row[name]) for name in self.schema.names}, ensure_ascii=False) + "\n"
+            for row in rows
+        )
 
 
-class ParquetWriter(RowWriter):
-    def __init__(self, stream: IO, schema: pa.Schema):
-        super().__init__(stream, schema)
-        self.writer = pq.ParquetWriter(stream, schema)
-        self.pending: list[dict[str, Any]] = []
-
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        self.pending.extend(rows)
-        if len(self.pending) >= PARQUET_ROW_GROUP:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.pending:
-            self.writer.write_table(pa.Table.from_pylist(self.pending, schema=self.schema))
-            self.pending = []
-
-    def finish(self) -> None:
-        try:
-            self._flush()
-        finally:
-            self.writer.close()
-
-
-WRITERS: dict[str, type[RowWriter]] = {"csv": CsvWriter, "jsonl": JsonLinesWriter, "parquet": ParquetWriter}
+#: the writer that fills the `.partial` file for each output format
+JOURNALS: dict[str, type[RowWriter]] = {"csv": CsvWriter, "jsonl": JsonLinesWriter, "parquet": JsonLinesWriter}
+FORMATS = tuple(JOURNALS)
 _SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def resolve_format(target: str | None, fmt: str | None) -> str:
     """`--format` wins; else the extension of `-o`; stdout defaults to CSV."""
     if fmt:
-        if fmt not in WRITERS:
-            raise UsageError(f"unknown format {fmt!r}; choose one of: {', '.join(WRITERS)}")
+        if fmt not in JOURNALS:
+            raise UsageError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
         return fmt
     if target in (None, STDOUT):
         return "csv"
@@ -117,49 +113,155 @@ def resolve_format(target: str | None, fmt: str | None) -> str:
 
 
 class OutputTarget:
-    """Opens the writer for `-o TARGET` and, for files, publishes it under its final name on close."""
+    """The `-o` destination: refuses to clobber, resumes, and publishes the file under its name at the end.
 
-    def __init__(self, target: str | None, fmt: str | None, schema: pa.Schema, overwrite: bool = False):
+    Use as a context manager; it yields a RowWriter. With `resume=True`, `done` holds the paths
+    already in the existing output (or in an interrupted run's `.partial` file), whose rows are
+    kept; the caller processes only the other files, and their rows are appended.
+    """
+
+    def __init__(self, target: str | None, fmt: str | None, schema: pa.Schema,
+                 overwrite: bool = False, resume: bool = False):
         self.format = resolve_format(target, fmt)
-        self.path = None if target in (None, STDOUT) else Path(target)
-        if self.path is None and self.format == "parquet":
-            raise UsageError("Parquet cannot be written to stdout; give -o FILE.parquet")
-        if self.path is not None:
-            if self.path.exists() and not overwrite:
-                raise UsageError(f"output exists: {self.path} (use --overwrite to replace it)")
-            if not self.path.parent.is_dir():
-                raise UsageError(f"output folder does not exist: {self.path.parent}")
-            if not os.access(self.path.parent, os.W_OK):
-                raise UsageError(f"output folder is not writable: {self.path.parent}")
         self.schema = schema
-        self.temp_path: Path | None = None
+        self.path = None if target in (None, STDOUT) else Path(target)
+        self.resume = resume
+        self.done: set[str] = set()  # paths whose rows are already written (resume)
+        self.done_failed = 0  # how many of those rows carry an error
+        if self.path is None:
+            if self.format == "parquet":
+                raise UsageError("Parquet cannot be written to stdout; give -o FILE.parquet")
+            if resume:
+                raise UsageError("--resume needs an output file (-o FILE)")
+            return
+        self.partial = self.path.with_name(f".{self.path.name}.partial")
+        if not self.path.parent.is_dir():
+            raise UsageError(f"output folder does not exist: {self.path.parent}")
+        if not os.access(self.path.parent, os.W_OK):
+            raise UsageError(f"output folder is not writable: {self.path.parent}")
+        if resume:
+            self._load_existing()
+        elif not overwrite:
+            if self.path.exists():
+                raise UsageError(f"output exists: {self.path} (use --resume to finish it, or --overwrite to replace it)")
+            if self.partial.exists():
+                raise UsageError(f"an interrupted run left {self.partial}: use --resume to continue it, or --overwrite")
+
+    # --- resuming --------------------------------------------------------------------------
+
+    def _load_existing(self) -> None:
+        """Make `.partial` hold every row written so far, and note which paths those rows cover."""
+        if self.partial.exists():
+            _cut_torn_last_line(self.partial)  # a killed run is newer than any published file
+        elif self.path.exists():
+            self._republish_as_partial()
+        for row in self._journal_rows():
+            self.done.add(row["path"])
+            self.done_failed += bool(row.get("error"))
+
+    def _republish_as_partial(self) -> None:
+        if self.format == "parquet":
+            journal = JsonLinesWriter(None, self.schema)
+            try:
+                with self.partial.open("w", encoding="utf-8") as stream:
+                    for batch in pq.ParquetFile(self.path).iter_batches(batch_size=PARQUET_ROW_GROUP):
+                        stream.write(journal.format(batch.to_pylist()))
+            except (pa.ArrowException, OSError) as error:
+                self.partial.unlink(missing_ok=True)
+                raise UsageError(f"cannot resume from {self.path}: {error}") from None
+        else:
+            self.partial.write_bytes(self.path.read_bytes())
+            _cut_torn_last_line(self.partial)
+
+    def _journal_rows(self) -> Iterator[dict[str, Any]]:
+        try:
+            with self.partial.open(encoding="utf-8", newline="") as stream:
+                if self.format == "csv":
+                    reader = csv.DictReader(stream)
+                    if reader.fieldnames and reader.fieldnames != self.schema.names:
+                        raise UsageError(f"cannot resume {self.path}: its columns are not persona's")
+                    yield from reader
+                else:
+                    for line in stream:
+                        yield json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot resume from {self.partial}: it is damaged ({error})") from None
+
+    # --- writing ---------------------------------------------------------------------------
 
     def __enter__(self) -> RowWriter:
         if self.path is None:
             self.stream = sys.stdout
-        else:
-            binary = self.format == "parquet"
-            handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
-            self.temp_path = Path(name)
-            self.stream = os.fdopen(handle, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""}))
-        self.writer = WRITERS[self.format](self.stream, self.schema)
+            self.writer = JOURNALS[self.format](self.stream, self.schema)
+            self.stream.write(self.writer.header())
+            return self.writer
+        # resuming: .partial already holds the earlier rows (and the CSV header) to append to
+        appending = self.resume and self.partial.exists() and self.partial.stat().st_size > 0
+        self.stream = self.partial.open("a" if appending else "w", encoding="utf-8", newline="")
+        self.writer = JOURNALS[self.format](self.stream, self.schema)
+        if not appending:
+            self.stream.write(self.writer.header())
+            self.stream.flush()
         return self.writer
 
     def __exit__(self, *exc) -> None:
         # Rows already written are worth keeping even when the run stops early (Ctrl-C, a crash),
         # so the file is completed and published either way.
-        if self.temp_path is None:
-            self.writer.finish()
+        if self.path is None:
+            self.stream.flush()
             return
-        try:
-            self.writer.finish()
-        except BaseException:
-            self.stream.close()
-            self.temp_path.unlink(missing_ok=True)  # a file that could not be completed is not published
-            raise
         self.stream.close()
-        os.chmod(self.temp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give it an ordinary file's mode
-        os.replace(self.temp_path, self.path)
+        if self.format == "parquet":
+            self._convert_journal_to_parquet()
+        else:
+            os.chmod(self.partial, 0o666 & ~_umask())
+            os.replace(self.partial, self.path)
+
+    def _convert_journal_to_parquet(self) -> None:
+        converting = self.path.with_name(f".{self.path.name}.converting")
+        try:
+            with pq.ParquetWriter(str(converting), self.schema) as parquet:
+                for chunk in _chunks(self._journal_rows(), PARQUET_ROW_GROUP):
+                    parquet.write_table(pa.Table.from_pylist(chunk, schema=self.schema))
+        except BaseException:
+            converting.unlink(missing_ok=True)  # the journal stays: --resume can still finish the job
+            raise
+        os.chmod(converting, 0o666 & ~_umask())
+        os.replace(converting, self.path)
+        self.partial.unlink()
+
+
+def _chunks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _cut_torn_last_line(path: Path) -> None:
+    """Drop an incomplete last line (a SIGKILL in the middle of a write) so appending stays valid."""
+    with path.open("rb+") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        if size == 0:
+            return
+        position = size
+        while position > 0:
+            step = min(65536, position)
+            handle.seek(position - step)
+            block = handle.read(step)
+            newline = block.rfind(b"\n")
+            if newline != -1:
+                end = position - step + newline + 1
+                if end != size:
+                    handle.truncate(end)
+                return
+            position -= step
+        handle.truncate(0)
 
 
 def _umask() -> int:

@@ -4,6 +4,21 @@ Each file is decoded in bounded chunks (30 s by default). Chunks from many files
 one batch so the encoder runs one forward call for all of them; a long file's chunk embeddings are
 pooled into one vector. Results come out in input order, one per file, and a file that fails
 becomes a result with an error message while the batch goes on.
+
+Errors and warnings. A file whose audio cannot be used gets an `error` and empty predictions, and
+makes the run exit 1: it cannot be read (`file not found`, `broken symlink`, `symlink loop`,
+`permission denied`, `empty file`), is not audio (`not an audio file`), is in a format or codec
+libsndfile does not decode (`unsupported format: m4a`, `unsupported format: wav codec 0x0055 (mp3)`),
+is broken (`truncated wav header`, `decode error: ...`, `no audio samples in file`), is shorter than
+`min_seconds` (`too short: 0.05 s < 0.5 s`), or the encoder fails on it (`embedding failed: ...`).
+A file that decodes but looks doubtful still gets its predictions, plus a `warning` (several are
+joined by "; "); warnings never change the exit code:
+  - `silent` (every sample is 0) or `nearly silent: -75 dBFS RMS` (RMS below -70 dBFS);
+  - `non-finite samples replaced with 0: N of M` (NaN/inf in float files, zeroed before downmix);
+  - `clipped: 12 % of samples at full scale` (more than 5 % of samples within 1/128 of full scale);
+  - `truncated: header declares 20.00 s, file holds 2.00 s` (a WAV cut short: what is there is used).
+Warnings are measured on the file's own samples (every channel, before downmix and resampling).
+Paths that are not valid UTF-8 are written with backslash escapes (`caf\\xe9.wav`; audio.display_path).
 """
 
 from __future__ import annotations
@@ -17,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from persona_cli.audio import SAMPLE_RATE, iter_chunks
+from persona_cli.audio import SAMPLE_RATE, SignalStats, display_path, iter_chunks
 from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_encoder
 from persona_cli.errors import AudioLoadError, ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS
@@ -47,6 +62,7 @@ class EmbeddingResult:
     duration_s: float | None = None
     vector: np.ndarray | None = None
     error: str | None = None
+    warning: str | None = None  # doubtful but usable audio (silent, clipped...); None when fine or failed
     chunk_vectors: list[np.ndarray] = field(default_factory=list, repr=False)
     chunk_seconds: list[float] = field(default_factory=list, repr=False)
 
@@ -85,6 +101,8 @@ def embed_files(paths: Iterable[Path], encoder: Encoder, options: PredictOptions
             result = waiting.pop(0)
             if result.error is None:
                 result.vector = encoder.pool(np.stack(result.chunk_vectors), np.array(result.chunk_seconds))
+            else:
+                result.warning = None  # a failed file has no predictions for a warning to qualify
             result.chunk_vectors, result.chunk_seconds = [], []
             yield result
 
@@ -92,8 +110,9 @@ def embed_files(paths: Iterable[Path], encoder: Encoder, options: PredictOptions
         result = EmbeddingResult(Path(path))
         waiting.append(result)
         chunks: list[np.ndarray] = []
+        stats = SignalStats()
         try:
-            for chunk in iter_chunks(path, options.chunk_seconds):
+            for chunk in iter_chunks(path, options.chunk_seconds, stats):
                 chunks.append(chunk)
                 if len(chunks) > options.batch_size:  # a long file: hand over all but the newest chunk
                     # (keeping one back means a file is only embedded once it is known to be long enough)
@@ -109,6 +128,7 @@ def embed_files(paths: Iterable[Path], encoder: Encoder, options: PredictOptions
             else:
                 _queue(result, chunks, batch)
                 result.duration_s = round(seconds, 3)
+                result.warning = "; ".join(stats.warnings()) or None
         if len(batch) >= options.batch_size:
             run_batch()
         yield from finished()
@@ -126,21 +146,38 @@ def _in_batch(result: EmbeddingResult, batch: list) -> bool:
     return any(owner is result for owner, _ in batch)
 
 
+# What an encoder may raise on one unusual waveform (torch and numpy errors, CUDA out-of-memory, an
+# index past the end of a too-short signal...). Not Exception: MemoryError, KeyboardInterrupt and
+# programming errors (TypeError, AttributeError, NameError) must still stop the run.
+ENCODER_ERRORS = (RuntimeError, ValueError, LookupError, ArithmeticError)
+
+
 def _embed_chunks(encoder: Encoder, waves: Sequence[np.ndarray]) -> list[np.ndarray | str]:
     """Embed a batch; if the batch fails, retry one by one so only the offending file gets an error."""
     if not waves:
         return []
     try:
-        return list(encoder.embed(waves))
-    except (RuntimeError, ValueError) as batch_error:
+        vectors = list(encoder.embed(waves))
+        if len(vectors) != len(waves):
+            raise ValueError(f"encoder returned {len(vectors)} embeddings for {len(waves)} waveforms")
+        if all(np.isfinite(v).all() for v in vectors):
+            return vectors
+        log.debug("batch embedding has non-finite values; retrying file by file")
+    except ENCODER_ERRORS as batch_error:
         log.debug("batch embedding failed (%s); retrying file by file", batch_error)
     results: list[np.ndarray | str] = []
     for wave in waves:
         try:
-            results.append(encoder.embed([wave])[0])
-        except (RuntimeError, ValueError) as error:
-            results.append(f"embedding failed: {str(error).splitlines()[0]}")
+            (vector,) = encoder.embed([wave])
+            results.append(vector if np.isfinite(vector).all() else "embedding failed: non-finite embedding")
+        except ENCODER_ERRORS as error:
+            results.append(f"embedding failed: {_first_line(error)}")
     return results
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +187,7 @@ PREDICTION_SCHEMA = pa.schema(
     [("path", pa.string()), ("duration_s", pa.float64()), ("emotion", pa.string()), ("emotion_confidence", pa.float64())]
     + [(f"prob_{e}", pa.float64()) for e in EMOTIONS]
     + [("gender", pa.string()), ("gender_confidence", pa.float64()), ("age", pa.float64()),
-       ("encoder", pa.string()), ("model", pa.string()), ("error", pa.string())]
+       ("encoder", pa.string()), ("model", pa.string()), ("error", pa.string()), ("warning", pa.string())]
 )
 
 EMBEDDING_SCHEMA = pa.schema(
@@ -209,8 +246,8 @@ def _prediction_rows(results: list[EmbeddingResult], encoder: Encoder, model: Pe
     rows = []
     for result in results:
         row = {name: None for name in PREDICTION_SCHEMA.names}
-        row.update(path=str(result.path), duration_s=result.duration_s, encoder=encoder.name,
-                   model=model.name, error=result.error)
+        row.update(path=display_path(result.path), duration_s=result.duration_s, encoder=encoder.name,
+                   model=model.name, error=result.error, warning=result.warning)
         if id(result) in index:
             i = index[id(result)]
             emotion_probs, gender_probs = predictions.emotion_probs[i], predictions.gender_probs[i]
@@ -231,10 +268,20 @@ def embedding_rows(paths: Iterable[Path], encoder: Encoder, options: PredictOpti
     rows: list[dict] = []
     for result in embed_files(paths, encoder, options):
         vector = None if result.vector is None else result.vector.astype(np.float32).tolist()
-        rows.append(dict(path=str(result.path), duration_s=result.duration_s, encoder=encoder.name,
+        rows.append(dict(path=display_path(result.path), duration_s=result.duration_s, encoder=encoder.name,
                          vector=vector, error=result.error))
         if len(rows) >= options.batch_size:
             yield rows
             rows = []
     if rows:
+        yield rows
+
+
+def until_first_error(batches: Iterable[list[dict]]) -> Iterator[list[dict]]:
+    """Pass row batches through up to and including the first row with an `error` (for --fail-fast)."""
+    for rows in batches:
+        for i, row in enumerate(rows):
+            if row["error"]:
+                yield rows[: i + 1]
+                return
         yield rows
