@@ -205,17 +205,25 @@ def _emodb_speakers(root: Path) -> dict[str, tuple[str | None, float | None]]:
 
 def read_emodb(root: Path) -> list[LabelledClip]:
     """EmoDB: wav/03a01Fa.wav (speaker, text, emotion letter, version) plus speakers.csv."""
-    speakers = _emodb_speakers(root)
+    return _read_named_clips("emodb", root, root / "wav", EMODB_NAME, EMODB_EMOTIONS, "speaker",
+                             _emodb_speakers(root), "not named like 03a01Fa")
+
+
+def _read_named_clips(corpus: str, root: Path, folder: Path, pattern: re.Pattern,
+                      emotions: dict[str, tuple[str, str | None]], speaker_group: str,
+                      demographics: dict[str, tuple[str | None, float | None]], expected: str) -> list[LabelledClip]:
+    """Clips whose file names carry speaker and emotion (EmoDB, CREMA-D); sex and age from a table."""
     clips, skipped = [], []
-    for path in _audio_files(root / "wav", root):
-        m = EMODB_NAME.match(path.stem)
-        if not m or m["emotion"] not in EMODB_EMOTIONS:
+    for path in _audio_files(folder, root):
+        m = pattern.match(path.stem)
+        if not m or m["emotion"] not in emotions:
             skipped.append(path)
             continue
-        raw, emotion = EMODB_EMOTIONS[m["emotion"]]
-        gender, age = speakers.get(m["speaker"], (None, None))
-        clips.append(LabelledClip(path, "emodb", f"emodb:{m['speaker']}", emotion, gender, age, raw))
-    _warn_skipped("emodb", root, skipped, "not named like 03a01Fa")
+        raw, emotion = emotions[m["emotion"]]
+        speaker = m[speaker_group]
+        gender, age = demographics.get(speaker, (None, None))
+        clips.append(LabelledClip(path, corpus, f"{corpus}:{speaker}", emotion, gender, age, raw))
+    _warn_skipped(corpus, root, skipped, expected)
     return clips
 
 
@@ -278,18 +286,8 @@ def _crema_demographics(root: Path) -> dict[str, tuple[str | None, float | None]
 
 def read_crema_d(root: Path) -> list[LabelledClip]:
     """CREMA-D: AudioWAV/1001_DFA_ANG_XX.wav (actor, sentence, emotion, intensity)."""
-    actors = _crema_demographics(root)
-    clips, skipped = [], []
-    for path in _audio_files(root / "AudioWAV", root):
-        m = CREMA_NAME.match(path.stem)
-        if not m or m["emotion"] not in CREMA_EMOTIONS:
-            skipped.append(path)
-            continue
-        raw, emotion = CREMA_EMOTIONS[m["emotion"]]
-        gender, age = actors.get(m["actor"], (None, None))
-        clips.append(LabelledClip(path, "crema-d", f"crema-d:{m['actor']}", emotion, gender, age, raw))
-    _warn_skipped("crema-d", root, skipped, "not named actor_sentence_emotion_intensity")
-    return clips
+    return _read_named_clips("crema-d", root, root / "AudioWAV", CREMA_NAME, CREMA_EMOTIONS, "actor",
+                             _crema_demographics(root), "not named actor_sentence_emotion_intensity")
 
 
 def _is_tess_name(name: str) -> bool:
