@@ -134,7 +134,8 @@ def multitask_loss(outputs, targets: dict[str, torch.Tensor], emotion_weight: to
 
 def fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encoder: str,
         config: TrainConfig = TrainConfig(), training_summary: dict | None = None) -> tuple[PersonaModel, TrainingHistory]:
-    """Train one model on all given clips (minus a speaker-disjoint validation part for early stopping)."""
+    """Train one model on the given clips (minus a speaker-disjoint validation part, if the config asks
+    for early stopping)."""
     # The network is tiny and batches are small: splitting each op over threads costs more than it
     # saves (one thread trained 4x faster than two on a 2-core machine), and it keeps runs reproducible.
     threads = torch.get_num_threads()
@@ -184,7 +185,7 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
         emotion_weight = torch.where(counts > 0, counts.sum() / (len(EMOTIONS) * counts.clamp_min(1)), torch.zeros(()))
     generator = torch.Generator().manual_seed(config.seed)
     history = TrainingHistory()
-    best_state, best_loss, stale = copy.deepcopy(network.state_dict()), float("inf"), 0
+    best_state, best_loss, stale = None, float("inf"), 0  # early stopping, when a validation part exists
 
     for epoch in range(config.epochs):
         network.train()
@@ -204,19 +205,19 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
         history.train_loss.append(epoch_loss / len(order))
         history.learning_rate.append(optimizer.param_groups[0]["lr"])
 
-        if len(validation_index) == 0:  # nothing held out: train for the full budget
-            if config.lr_schedule == "cosine":
-                scheduler.step()
-            best_state, history.best_epoch = copy.deepcopy(network.state_dict()), epoch
-            continue
-        network.eval()
-        with torch.no_grad():
-            validation_loss = float(multitask_loss(network(validation_x), validation_y))
-        history.validation_loss.append(validation_loss)
+        validation_loss = None
+        if len(validation_index):
+            network.eval()
+            with torch.no_grad():
+                validation_loss = float(multitask_loss(network(validation_x), validation_y))
+            history.validation_loss.append(validation_loss)
         if config.lr_schedule == "cosine":
             scheduler.step()
-        else:
+        elif validation_loss is not None:
             scheduler.step(validation_loss)
+        if validation_loss is None:  # nothing held out: train for the full budget, keep the last state
+            history.best_epoch = epoch
+            continue
         if validation_loss < best_loss - 1e-4:
             best_state, best_loss, stale, history.best_epoch = copy.deepcopy(network.state_dict()), validation_loss, 0, epoch
         else:
@@ -224,7 +225,8 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
             if stale >= config.patience:
                 break
     log.debug("trained %d epochs, best %d", len(history.train_loss), history.best_epoch + 1)
-    network.load_state_dict(best_state)
+    if best_state is not None:
+        network.load_state_dict(best_state)
     return PersonaModel(network, metadata), history
 
 
