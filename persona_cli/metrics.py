@@ -31,8 +31,6 @@ TASKS = ("emotion", "gender", "age")
 #: the metrics averaged over folds; "n" and "confusion" are summed instead, "labels" copied
 SCALAR_METRICS = ("accuracy", "uar", "macro_f1", "rmse", "mae", "baseline_rmse", "baseline_mae")
 
-GROUPED_CV_PROTOCOL = "speaker-grouped {folds}-fold CV"
-RANDOM_SPLIT_PROTOCOL = "RANDOM split (paper's protocol; speakers leak between train and test)"
 
 ABSENT = "–"  # en dash: the task has no labelled clips in that row
 
@@ -183,9 +181,10 @@ def summarize_folds(fold_results: Sequence[Mapping[str, Mapping[str, Any]]]) -> 
 def metrics_report(
     overall: Mapping[str, Any],
     per_corpus: Mapping[str, Mapping[str, Any]],
+    *,
+    protocol: str,  # how the figures were obtained (train.PROTOCOLS, or an evaluation's description)
     folds: Sequence[Mapping[str, Any]] | None = None,
     std: Mapping[str, Any] | None = None,
-    protocol: str = GROUPED_CV_PROTOCOL.format(folds=5),
 ) -> dict[str, Any]:
     """The metrics.json document; "folds" and "std" only when cross-validation produced them."""
     report: dict[str, Any] = {"protocol": protocol, "overall": dict(overall), "per_corpus": dict(per_corpus)}

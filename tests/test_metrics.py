@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.train import PROTOCOLS
 from persona_cli.metrics import (
-    RANDOM_SPLIT_PROTOCOL,
     age_metrics,
     emotion_metrics,
     gender_metrics,
@@ -22,6 +22,7 @@ from persona_cli.metrics import (
 
 ANGER, DISGUST, FEAR = 0, 1, 2
 NAN = float("nan")
+RANDOM_SPLIT_PROTOCOL = PROTOCOLS["random"].format(k=5)  # the label reports really carry
 
 
 # --- emotion ---------------------------------------------------------------------------------------
