@@ -18,11 +18,11 @@ from persona_cli.corpora import LabelledClip, read_corpora, summarize
 from persona_cli.embedding_cache import EmbeddingCache
 from persona_cli.encoders import load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
-from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 from persona_cli.metrics import markdown_table, metrics_report
 from persona_cli.model import PersonaModel
 from persona_cli.pipeline import PredictOptions, resolve_device
-from persona_cli.train import MISSING, TrainConfig, Targets, cross_validate, fit, prediction_table, score
+from persona_cli.train import TrainConfig, Targets, cross_validate, fit, prediction_table, score
 
 log = logging.getLogger("persona")
 

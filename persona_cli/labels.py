@@ -3,3 +3,6 @@
 #: the paper's six emotions (CREMA-D's); other corpora's extra emotions are masked out of training
 EMOTIONS = ("anger", "disgust", "fear", "happy", "neutral", "sad")
 GENDERS = ("female", "male")
+
+#: class index of a missing label (emotion, gender); a missing age is NaN
+MISSING = -1

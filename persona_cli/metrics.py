@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 
-MISSING = -1  # class index of a missing label (same as train.MISSING)
 TASKS = ("emotion", "gender", "age")
 #: the metrics averaged over folds; "n" and "confusion" are summed instead, "labels" copied
 SCALAR_METRICS = ("accuracy", "uar", "macro_f1", "rmse", "mae", "baseline_rmse", "baseline_mae")

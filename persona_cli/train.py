@@ -21,12 +21,10 @@ import torch
 from torch import nn
 
 from persona_cli.corpora import LabelledClip
-from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 from persona_cli.model import ModelMetadata, PersonaModel, PersonaNet
 
 log = logging.getLogger("persona")
-
-MISSING = -1  # class index of a missing label
 
 
 @dataclass
