@@ -269,7 +269,7 @@ def train_command(
             (out / "compare.md").write_text(f"`{_command_line()}`\n\n{table}\n")
             (out / "compare.json").write_text(json.dumps(rows, indent=2))
         return
-    labelled = experiments.embed_corpora(data, encoder, options)
+    labelled = experiments.embed_corpora(data, experiments.encoder_for(encoder, options), options)
     summary = {**experiments.data_summary(labelled), "recipe": dataclasses.asdict(config), "command": _command_line()}
     if folds >= 2:
         result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
@@ -296,8 +296,8 @@ def eval_command(
 
     _setup_logging(quiet)
     options = PredictOptions(model=model, encoder_source=encoder_source, device=device, batch_size=batch_size)
-    _, persona_model = load_predictor(options)
-    labelled = experiments.embed_corpora(data, persona_model.metadata.encoder, options)
+    encoder_impl, persona_model = load_predictor(options)  # also checks the two belong together
+    labelled = experiments.embed_corpora(data, encoder_impl, options)
     report, predictions = experiments.evaluate(persona_model.to("cpu"), labelled)
     _report(out, report, predictions, title=f"persona eval: {persona_model.name}")
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from persona_cli.corpora import LabelledClip, read_corpora, summarize
 from persona_cli.embedding_cache import EmbeddingCache
-from persona_cli.encoders import load_encoder
+from persona_cli.encoders import Encoder, load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 from persona_cli.metrics import markdown_table, metrics_report
@@ -36,14 +36,18 @@ class LabelledFeatures:
     encoder: str
 
 
-def embed_corpora(specs: Sequence[str], encoder_name: str, options: PredictOptions) -> LabelledFeatures:
+def encoder_for(name: str, options: PredictOptions) -> Encoder:
+    """The encoder called `name`, on the device and from the weights the options ask for."""
+    return load_encoder(name, device=resolve_device(options.device), source=options.encoder_source)
+
+
+def embed_corpora(specs: Sequence[str], encoder: Encoder, options: PredictOptions) -> LabelledFeatures:
     """Read every corpus, print what was read, and embed each clip once (reusing the on-disk cache)."""
     clips = read_corpora(specs)
     log.info("read %d labelled clips:\n%s", len(clips), summarize(clips))
-    encoder = load_encoder(encoder_name, device=resolve_device(options.device), source=options.encoder_source)
     cache = EmbeddingCache(encoder, encoder_source=options.encoder_source)
     results = cache.embed([c.path for c in clips], options)
-    log.info("%s embeddings: %d reused from cache, %d computed", encoder_name, cache.hits, cache.misses)
+    log.info("%s embeddings: %d reused from cache, %d computed", encoder.name, cache.hits, cache.misses)
     failed = [(c, r.error) for c, r in zip(clips, results) if r.vector is None]
     for clip, error in failed[:10]:
         log.warning("skipping %s: %s", clip.path, error)
@@ -52,7 +56,7 @@ def embed_corpora(specs: Sequence[str], encoder_name: str, options: PredictOptio
     kept = [(c, r.vector) for c, r in zip(clips, results) if r.vector is not None]
     if not kept:
         raise UsageError("none of the clips could be embedded")
-    return LabelledFeatures([c for c, _ in kept], np.stack([v for _, v in kept]), encoder_name)
+    return LabelledFeatures([c for c, _ in kept], np.stack([v for _, v in kept]), encoder.name)
 
 
 def predictions_frame(clips: Sequence[LabelledClip], table: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -140,7 +144,7 @@ def compare(specs: Sequence[str], encoders: Sequence[str], heads: Sequence[str],
     rows = []
     for encoder_name in encoders:
         try:
-            data = embed_corpora(specs, encoder_name, options)
+            data = embed_corpora(specs, encoder_for(encoder_name, options), options)
         except ModelLoadingError as error:
             log.warning("skipping encoder %s: %s", encoder_name, error)
             continue
@@ -165,5 +169,5 @@ def write_model(model: PersonaModel, out_dir: Path) -> Path:
     return model.save(Path(out_dir) / f"persona-{model.metadata.encoder}.safetensors")
 
 
-__all__ = ["LabelledFeatures", "compare", "comparison_table", "data_summary", "embed_corpora", "evaluate", "headline_figures",
+__all__ = ["LabelledFeatures", "compare", "comparison_table", "data_summary", "embed_corpora", "evaluate", "headline_figures", "encoder_for",
            "predictions_frame", "train_final_model", "write_model"]
