@@ -214,7 +214,6 @@ class OutputTarget:
         if self.format == "parquet":
             self._convert_journal_to_parquet()
         else:
-            os.chmod(self.partial, 0o666 & ~_umask())
             os.replace(self.partial, self.path)
 
     def _convert_journal_to_parquet(self) -> None:
@@ -226,7 +225,6 @@ class OutputTarget:
         except BaseException:
             converting.unlink(missing_ok=True)  # the journal stays: --resume can still finish the job
             raise
-        os.chmod(converting, 0o666 & ~_umask())
         os.replace(converting, self.path)
         self.partial.unlink()
 
@@ -262,9 +260,3 @@ def _cut_torn_last_line(path: Path) -> None:
                 return
             position -= step
         handle.truncate(0)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
