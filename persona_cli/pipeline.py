@@ -24,7 +24,10 @@ Paths that are not valid UTF-8 are written with backslash escapes (`caf\\xe9.wav
 from __future__ import annotations
 
 import logging
+import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +55,7 @@ class PredictOptions:
     batch_size: int = 32  # chunks (of up to chunk_seconds each) per encoder forward call
     chunk_seconds: float = 30.0  # long files are embedded in windows this long, then pooled
     min_seconds: float = 0.5  # shorter audio is an error: too little speech to characterise
+    workers: int | None = None  # threads that each decode and embed groups of files (None: one per core; 0: none)
 
 
 @dataclass
@@ -65,6 +69,27 @@ class EmbeddingResult:
     warning: str | None = None  # doubtful but usable audio (silent, clipped...); None when fine or failed
     chunk_vectors: list[np.ndarray] = field(default_factory=list, repr=False)
     chunk_seconds: list[float] = field(default_factory=list, repr=False)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and `taskset` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """One worker per core: each decodes and embeds on one torch thread."""
+    return usable_cores()
+
+
+def compute_threads(workers: int) -> int:
+    """torch's intra-op threads per worker: the cores shared out between the workers (all of them
+    when there are no workers). More threads than cores never pays: torch's OpenMP threads wait for
+    each other at every op, so one preempted thread stalls the rest (a 2-core machine ran 6x slower
+    with two torch threads beside a busy decoder)."""
+    return max(1, usable_cores() // max(workers, 1))
 
 
 def resolve_device(device: str) -> str:
@@ -84,7 +109,59 @@ def resolve_device(device: str) -> str:
 
 
 def embed_files(paths: Iterable[Path], encoder: Encoder, options: PredictOptions) -> Iterator[EmbeddingResult]:
-    """Embed every file, yielding one EmbeddingResult per path in input order."""
+    """Embed every file, yielding one EmbeddingResult per path in input order.
+
+    With workers (the default), groups of `batch_size` files are decoded and embedded by a pool of
+    threads, one torch thread each, and their results handed on in input order. Threads suffice:
+    libsndfile, soxr and torch release the GIL while they work, so the workers' decoding, resampling
+    and network compute overlap. On the 2-core machine this took Common Voice MP3 clips from 434 to
+    619 audio-s/s against one thread decoding and then embedding on two torch threads; where one
+    stage waits for the other, the other worker fills the gap.
+    """
+    workers = default_workers() if options.workers is None else options.workers
+    if workers <= 0:
+        yield from _embed_in_order(paths, encoder, options)
+        return
+    yield from _embed_in_parallel(paths, encoder, options, workers)
+
+
+def _embed_in_parallel(paths: Iterable[Path], encoder: Encoder, options: PredictOptions,
+                       workers: int) -> Iterator[EmbeddingResult]:
+    threads = compute_threads(workers)
+
+    def embed_group(group: list[Path]) -> list[EmbeddingResult]:
+        torch.set_num_threads(threads)  # the calling thread's own OpenMP setting
+        return list(_embed_in_order(group, encoder, options))
+
+    # A bounded window of groups in flight keeps memory flat however long the input is: each holds
+    # at most one batch of decoded chunks, and a finished group is only a list of small vectors.
+    in_flight: deque[Future] = deque()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="persona-embed")
+    try:
+        for group in _groups(paths, options.batch_size):
+            in_flight.append(pool.submit(embed_group, group))
+            if len(in_flight) > 2 * workers:
+                yield from in_flight.popleft().result()
+        while in_flight:
+            yield from in_flight.popleft().result()
+    finally:
+        # on an early exit (error, Ctrl-C, --fail-fast) drop the queued groups; running ones finish
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _groups(paths: Iterable[Path], size: int) -> Iterator[list[Path]]:
+    group: list[Path] = []
+    for path in paths:
+        group.append(path)
+        if len(group) >= size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _embed_in_order(paths: Iterable[Path], encoder: Encoder, options: PredictOptions) -> Iterator[EmbeddingResult]:
+    """embed_files in the calling thread: chunks of consecutive files share encoder calls."""
     waiting: list[EmbeddingResult] = []  # files started but not yet yielded, in input order
     batch: list[tuple[EmbeddingResult, np.ndarray]] = []  # chunks waiting for the encoder
 
