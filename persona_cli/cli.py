@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
+import torch
 import typer
 from typer.exceptions import TyperException
 from rich.console import Console
@@ -34,8 +35,11 @@ from persona_cli.pipeline import (
     load_predictor,
     predict,
     resolve_device,
+    compute_threads,
+    default_workers,
     until_first_error,
 )
+from persona_cli.sharding import Shard
 
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
@@ -61,6 +65,8 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Audio chunks
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Keep the rows already in -o FILE (or left by an interrupted run) and process only the missing files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log messages.")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Threads that decode and embed files in parallel, one torch thread each (default: one per core; 0: none, torch uses every core).", show_default=False)]
+ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="K/N: process only the K-th of N disjoint parts of the input (split by path hash), for N parallel jobs.")]
 
 
 def _version(value: bool) -> None:
@@ -84,7 +90,7 @@ def _setup_logging(quiet: bool) -> None:
                         format="persona: %(message)s", force=True)
 
 
-def _input_files(paths: list[Path] | None, files_from: str | None) -> list[Path]:
+def _input_files(paths: list[Path] | None, files_from: str | None, shard: str | None = None) -> list[Path]:
     named: list[str] = [str(p) for p in paths or []]
     from_list: list[str] = []  # a missing file here is an error row, not a usage error
     if files_from is not None:
@@ -102,7 +108,19 @@ def _input_files(paths: list[Path] | None, files_from: str | None) -> list[Path]
     files = find_audio_files(named, files_from=from_list)
     if not files:
         raise UsageError(f"no audio files found in: {' '.join(listed[:3])}{' ...' if len(listed) > 3 else ''}")
+    if shard is not None:
+        part = Shard.parse(shard)
+        selected = part.select(files)
+        log.info("shard %s: %d of %d files", part, len(selected), len(files))
+        return selected
     return files
+
+
+def _pipeline_options(workers: int | None, **settings) -> PredictOptions:
+    """PredictOptions with the workers and torch's threads chosen for this machine's cores."""
+    options = PredictOptions(workers=default_workers() if workers is None else workers, **settings)
+    torch.set_num_threads(compute_threads(options.workers))
+    return options
 
 
 def _progress(quiet: bool) -> Progress:
@@ -168,12 +186,15 @@ def predict_command(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first file that fails (its row and the rows before it are written); exit 1.")] = False,
+    workers: WorkersOpt = None,
+    shard: ShardOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Predict emotion, gender and age for every audio file: one output row per file."""
     _setup_logging(quiet)
-    options = PredictOptions(encoder=encoder, encoder_source=encoder_source, model=model, device=device, batch_size=batch_size)
-    files = _input_files(paths, files_from)
+    options = _pipeline_options(workers, encoder=encoder, encoder_source=encoder_source, model=model, device=device,
+                                batch_size=batch_size)
+    files = _input_files(paths, files_from, shard)
     target = OutputTarget(output, output_format, PREDICTION_SCHEMA, overwrite=overwrite, resume=resume)
     encoder_impl, persona_model = load_predictor(options)
     todo = _still_to_do(files, target)
@@ -196,12 +217,14 @@ def embed_command(
     batch_size: BatchOpt = 32,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
+    workers: WorkersOpt = None,
+    shard: ShardOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Write the speaker embeddings themselves (path, duration_s, encoder, vector, error)."""
     _setup_logging(quiet)
-    options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
-    files = _input_files(paths, files_from)
+    options = _pipeline_options(workers, encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
+    files = _input_files(paths, files_from, shard)
     target = OutputTarget(output, output_format, EMBEDDING_SCHEMA, overwrite=overwrite, resume=resume)
     encoder_impl = load_encoder(encoder, device=resolve_device(device), source=encoder_source)
     todo = _still_to_do(files, target)
