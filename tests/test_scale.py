@@ -1,0 +1,150 @@
+"""Running at scale: parallel workers, --shard K/N, and streamed output, each against the plain run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+import soundfile as sf
+
+from conftest import SAMPLE_AUDIO, voice_like
+from persona_cli.cli import main
+from persona_cli.encoders import load_encoder
+from persona_cli.errors import UsageError
+from persona_cli.pipeline import PredictOptions, embed_files
+from persona_cli.sharding import Shard
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def mixed_files(tmp_path_factory) -> list[Path]:
+    """Real clips, generated ones of several lengths (one spans three 30 s chunks), and 3 failures."""
+    folder = tmp_path_factory.mktemp("mixed")
+    voices = []
+    for i, seconds in enumerate([0.7, 3.0, 75.0, 1.5]):
+        voices.append(folder / f"voice_{i}.wav")
+        sf.write(voices[-1], voice_like(seconds, 16_000, f0=100 + 30 * i, seed=i), 16_000)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00")
+    (folder / "empty.wav").write_bytes(b"")
+    sf.write(folder / "too_short.wav", voice_like(0.1), 16_000)
+    clips = sorted(SAMPLE_AUDIO.glob("*.mp3"))
+    return (clips[:3] + [voices[0], folder / "broken.wav"] + clips[3:6]
+            + [voices[1], voices[2], folder / "too_short.wav", folder / "empty.wav"] + clips[6:] + [voices[3]])
+
+
+def _embed(files, workers: int, batch_size: int) -> list:
+    encoder = load_encoder("ge2e")
+    return list(embed_files(files, encoder, PredictOptions(workers=workers, batch_size=batch_size)))
+
+
+@pytest.mark.parametrize("workers, batch_size", [(1, 4), (2, 3), (3, 1), (2, 32)])
+def test_parallel_workers_give_the_sequential_results_in_input_order(mixed_files, workers, batch_size):
+    sequential = _embed(mixed_files, workers=0, batch_size=4)
+    parallel = _embed(mixed_files, workers=workers, batch_size=batch_size)
+    assert [r.path for r in parallel] == [Path(f) for f in mixed_files]
+    assert [(r.error, r.warning, r.duration_s) for r in parallel] == [(r.error, r.warning, r.duration_s) for r in sequential]
+    assert sum(r.error is not None for r in parallel) == 3
+    for ours, theirs in zip(parallel, sequential):
+        if theirs.vector is not None:
+            np.testing.assert_allclose(ours.vector, theirs.vector, atol=1e-5)
+
+
+def test_stopping_early_leaves_no_work_running(mixed_files):
+    """A consumer that stops (--fail-fast, Ctrl-C) must get control back, not wait for the whole input."""
+    encoder = load_encoder("ge2e")
+    results = embed_files(mixed_files * 20, encoder, PredictOptions(workers=2, batch_size=2))
+    first = next(results)
+    results.close()
+    assert first.path == Path(mixed_files[0])
+
+
+# --- --shard K/N -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_shards_cover_every_file_exactly_once(count):
+    paths = [Path(f"corpus/speaker_{i // 10}/clip_{i}.wav") for i in range(500)]
+    shards = [Shard(k, count).select(paths) for k in range(1, count + 1)]
+    assert sorted(p for shard in shards for p in shard) == sorted(paths)
+    assert sum(len(shard) for shard in shards) == len(paths)
+    for shard in shards:  # a hash split is even enough to share out work
+        assert abs(len(shard) - len(paths) / count) < 0.25 * len(paths) / count + 5
+
+
+def test_shard_membership_is_the_same_in_every_process():
+    """Python's own hash() is salted per process; the split must not be."""
+    paths = [f"clips/{i}.mp3" for i in range(50)]
+    here = [int(Shard(2, 3).holds(p)) for p in paths]
+    code = ("from persona_cli.sharding import Shard; "
+            f"print(''.join(str(int(Shard(2, 3).holds(p))) for p in {paths!r}))")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert there.strip() == "".join(map(str, here))
+
+
+@pytest.mark.parametrize("text", ["0/4", "5/4", "1/0", "1", "a/b", "-1/2", "1/2/3"])
+def test_bad_shard_is_a_usage_error(text):
+    with pytest.raises(UsageError, match="--shard"):
+        Shard.parse(text)
+
+
+def test_sharded_parquet_outputs_concatenate_into_the_unsharded_result(tmp_path: Path, capsys):
+    code, _, _ = run(["predict", str(SAMPLE_AUDIO), "-o", str(tmp_path / "all.parquet"), "-q"], capsys)
+    assert code == 0
+    (tmp_path / "shards").mkdir()
+    for k in range(1, 6):  # 9 clips in 5 shards: some shards may be empty, and must still be written
+        code, _, _ = run(["predict", str(SAMPLE_AUDIO), "--shard", f"{k}/5", "-o",
+                          str(tmp_path / "shards" / f"part-{k}.parquet"), "-q"], capsys)
+        assert code == 0
+    whole = pd.read_parquet(tmp_path / "all.parquet").sort_values("path", ignore_index=True)
+    parts = ds.dataset(tmp_path / "shards", format="parquet").to_table().to_pandas()
+    assert parts["path"].is_unique
+    pd.testing.assert_frame_equal(parts.sort_values("path", ignore_index=True), whole, atol=1e-3)
+
+
+def test_bad_shard_on_the_command_line_exits_2_with_one_line(capsys):
+    code, out, err = run(["predict", str(SAMPLE_AUDIO), "--shard", "4/3"], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "--shard" in err
+
+
+# --- streamed output ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_streamed_output_equals_one_batch_output(mixed_files, suffix, tmp_path: Path, capsys):
+    """Rows written as each file finishes (--batch-size 1, two workers) are the rows of one big batch."""
+    listing = tmp_path / "files.txt"
+    listing.write_text("".join(f"{f}\n" for f in mixed_files))
+    outputs = {}
+    for name, extra in {"streamed": ["--batch-size", "1", "--workers", "2"],
+                        "one_batch": ["--batch-size", "64", "--workers", "0"]}.items():
+        outputs[name] = tmp_path / f"{name}{suffix}"
+        code, _, _ = run(["predict", "--files-from", str(listing), "-o", str(outputs[name]), "-q", *extra], capsys)
+        assert code == 1  # the broken files
+    read = {".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True), ".parquet": pd.read_parquet}[suffix]
+    streamed, one_batch = read(outputs["streamed"]), read(outputs["one_batch"])
+    assert len(streamed) == len(set(map(str, mixed_files)))
+    pd.testing.assert_frame_equal(streamed, one_batch, atol=2e-3)
+
+
+def test_an_empty_shard_writes_an_empty_file_and_succeeds(tmp_path: Path, capsys):
+    """With more shards than files some get none; their jobs must still succeed, so a scheduler
+    running N of them sees no spurious failures."""
+    clips = sorted(SAMPLE_AUDIO.glob("*.mp3"))
+    empty = next(k for k in range(1, 51) if not Shard(k, 50).select(clips))
+    code, _, _ = run(["predict", str(SAMPLE_AUDIO), "--shard", f"{empty}/50", "-o", str(tmp_path / "p.parquet")], capsys)
+    assert code == 0
+    assert len(pd.read_parquet(tmp_path / "p.parquet")) == 0
