@@ -188,10 +188,19 @@ def predict_command(
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first file that fails (its row and the rows before it are written); exit 1.")] = False,
     workers: WorkersOpt = None,
     shard: ShardOpt = None,
+    engine: Annotated[str, typer.Option("--engine", help="local (this machine) or ray (a Ray cluster via Ray Data; -o names a folder for the Parquet dataset).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray started for the run).")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Predict emotion, gender and age for every audio file: one output row per file."""
     _setup_logging(quiet)
+    if engine not in ("local", "ray"):
+        raise UsageError(f"--engine must be local or ray, not {engine!r}")
+    if engine == "ray":
+        _predict_on_ray(paths, files_from, shard, output, overwrite, resume, fail_fast, ray_address, workers, quiet,
+                        PredictOptions(encoder=encoder, encoder_source=encoder_source, model=model, device=device,
+                                       batch_size=batch_size))
+        return
     options = _pipeline_options(workers, encoder=encoder, encoder_source=encoder_source, model=model, device=device,
                                 batch_size=batch_size)
     files = _input_files(paths, files_from, shard)
@@ -203,6 +212,23 @@ def predict_command(
     if fail_fast and failed:
         log.warning("--fail-fast: stopped at the first failed file")
     _finish(failed + target.done_failed, len(files), output)
+
+
+def _predict_on_ray(paths, files_from, shard, output, overwrite, resume, fail_fast, ray_address, actors, quiet,
+                    options: PredictOptions) -> None:
+    from persona_cli.ray_engine import check_output_folder, predict_on_ray
+
+    if resume or fail_fast:
+        raise UsageError("--engine ray does not support --resume or --fail-fast (use --shard K/N jobs to restart parts)")
+    folder = check_output_folder(output, overwrite)
+    files = _input_files(paths, files_from, shard)
+    load_predictor(options)  # fail here, in one line, before starting a cluster, if the model or encoder is wrong
+    started = time.perf_counter()
+    summary = predict_on_ray(files, options, folder, address=ray_address, actors=actors or None, quiet=quiet)
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    log.info("%d files, %.1f min of audio in %.1f s on Ray: %.0f audio-s/s; rows in %s",
+             summary.files, summary.audio_seconds / 60, elapsed, summary.audio_seconds / elapsed, folder)
+    _finish(summary.failed, summary.files, str(folder))
 
 
 @app.command("embed")
