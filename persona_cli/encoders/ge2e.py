@@ -44,8 +44,11 @@ VAD_SMOOTHING = 8  # windows in the moving average over voice flags
 VAD_MAX_SILENCE = 6  # silent windows kept on each side of speech
 INT16_MAX = 2**15 - 1
 
-#: partials per LSTM call: bounds memory on long files while keeping batches large
-MAX_PARTIALS_PER_FORWARD = 512
+#: partials per LSTM call. It bounds the LSTM's transient memory (measured: 34 MB for 32 partials,
+#: 78 MB for 128, 272 MB for 512), which sets how far RSS swings when parallel workers' calls
+#: coincide. One thread runs 463 partials/s in calls of 32, 416 in 64, 393 in 128: small calls cost
+#: nothing.
+MAX_PARTIALS_PER_FORWARD = 32
 
 
 def resemblyzer_weights_path() -> Path:
@@ -149,9 +152,12 @@ class GE2EEncoder(Encoder):
         per_file = [self.partials(w) for w in waves]
         counts = [p.shape[0] for p in per_file]
         all_partials = torch.cat(per_file)
+        on_gpu = self.device.type == "cuda"
+        if on_gpu:  # page-locked memory lets the copies below run asynchronously (not measured: no GPU here)
+            all_partials = all_partials.pin_memory()
         partial_embeds = torch.cat(
             [
-                self.network(all_partials[i : i + MAX_PARTIALS_PER_FORWARD].to(self.device)).cpu()
+                self.network(all_partials[i : i + MAX_PARTIALS_PER_FORWARD].to(self.device, non_blocking=on_gpu)).cpu()
                 for i in range(0, all_partials.shape[0], MAX_PARTIALS_PER_FORWARD)
             ]
         )
