@@ -26,6 +26,7 @@ from persona_cli import __version__
 from persona_cli.audio import display_path, find_audio_files
 from persona_cli.encoders import ENCODER_NAMES, load_encoder
 from persona_cli.errors import PersonaError, UsageError
+from persona_cli.memory import keep_large_buffers_out_of_the_heap
 from persona_cli.output import OutputTarget
 from persona_cli.pipeline import (
     EMBEDDING_SCHEMA,
@@ -120,6 +121,7 @@ def _pipeline_options(workers: int | None, **settings) -> PredictOptions:
     """PredictOptions with the workers and torch's threads chosen for this machine's cores."""
     options = PredictOptions(workers=default_workers() if workers is None else workers, **settings)
     torch.set_num_threads(compute_threads(options.workers))
+    keep_large_buffers_out_of_the_heap()
     return options
 
 

@@ -39,6 +39,7 @@ from persona_cli.audio import SAMPLE_RATE, SignalStats, display_path, iter_chunk
 from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_encoder
 from persona_cli.errors import AudioLoadError, ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS
+from persona_cli.memory import return_free_memory
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
 
 log = logging.getLogger("persona")
@@ -131,7 +132,9 @@ def _embed_in_parallel(paths: Iterable[Path], encoder: Encoder, options: Predict
 
     def embed_group(group: list[Path]) -> list[EmbeddingResult]:
         torch.set_num_threads(threads)  # the calling thread's own OpenMP setting
-        return list(_embed_in_order(group, encoder, options))
+        results = list(_embed_in_order(group, encoder, options))
+        return_free_memory()
+        return results
 
     # A bounded window of groups in flight keeps memory flat however long the input is: each holds
     # at most one batch of decoded chunks, and a finished group is only a list of small vectors.

@@ -148,3 +148,12 @@ def test_an_empty_shard_writes_an_empty_file_and_succeeds(tmp_path: Path, capsys
     code, _, _ = run(["predict", str(SAMPLE_AUDIO), "--shard", f"{empty}/50", "-o", str(tmp_path / "p.parquet")], capsys)
     assert code == 0
     assert len(pd.read_parquet(tmp_path / "p.parquet")) == 0
+
+
+def test_glibc_malloc_tuning_applies_on_linux():
+    from persona_cli import memory
+
+    if memory._LIBC is None:
+        pytest.skip("libc is not glibc")
+    assert memory.keep_large_buffers_out_of_the_heap()
+    memory.return_free_memory()
