@@ -394,3 +394,13 @@ def test_file_with_a_very_short_last_chunk_is_embedded(encoders, tmp_path):
     split = 3 * SAMPLE_RATE
     expected = encoder.pool(encoder.embed([wave[:split], wave[split:]]), np.array([3.0, 0.15]))
     np.testing.assert_allclose(result.vector, expected, rtol=0, atol=BATCH_TOLERANCE)
+
+
+def test_silence_trimming_does_not_depend_on_the_files_before(ravdess_clips):
+    """The per-thread detector is re-initialised for each file, exactly as a new one would be."""
+    from persona_cli.encoders.ge2e import trim_long_silences
+
+    first, second = (load_audio(p) for p in ravdess_clips[:2])
+    alone = trim_long_silences(first)
+    trim_long_silences(second)
+    np.testing.assert_array_equal(trim_long_silences(first), alone)

@@ -13,6 +13,7 @@ Only the weights file is taken from resemblyzer; importing the package itself wo
 from __future__ import annotations
 
 import importlib.util
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from persona_cli.errors import ModelLoadingError
 with warnings.catch_warnings():
     # webrtcvad imports pkg_resources only to read its own version, which setuptools now warns about
     warnings.simplefilter("ignore", UserWarning)
+    import _webrtcvad  # webrtcvad's C module, to re-initialise a detector (see _fresh_vad)
     import webrtcvad
 
 # resemblyzer's hyper-parameters (resemblyzer/hparams.py); the weights were trained with these.
@@ -71,11 +73,28 @@ def normalize_volume(wave: np.ndarray) -> np.ndarray:
     return wave if change_db < 0 else (wave * 10 ** (change_db / 20)).astype(np.float32)
 
 
+_thread_vads = threading.local()
+
+
+def _fresh_vad() -> webrtcvad.Vad:
+    """A detector in its initial state, mode 3, for this thread.
+
+    Each file needs a fresh one: webrtcvad adapts its noise model as it goes, so a shared detector
+    would make a file's embedding depend on the files before it. But webrtcvad never frees a
+    detector (its handle has no destructor: 20,000 of them leaked 15 MB), so each thread keeps one
+    and re-initialises it, which is what a new one does on creation.
+    """
+    vad = getattr(_thread_vads, "vad", None)
+    if vad is None:
+        vad = _thread_vads.vad = webrtcvad.Vad()
+    _webrtcvad.init(vad._vad)
+    vad.set_mode(3)
+    return vad
+
+
 def trim_long_silences(wave: np.ndarray) -> np.ndarray:
     """Cut pauses longer than ~0.2 s, keeping speech and a short margin around it (webrtcvad, mode 3)."""
-    # a fresh detector per file: webrtcvad adapts its noise model as it goes, so a shared one would
-    # make a file's embedding depend on the files processed before it
-    vad = webrtcvad.Vad(3)
+    vad = _fresh_vad()
     wave = wave[: len(wave) - len(wave) % VAD_WINDOW]
     # clip before the int16 cast: volume normalisation can push peaks past full scale
     pcm = np.clip(np.round(wave * INT16_MAX), -INT16_MAX - 1, INT16_MAX).astype("<i2").tobytes()
