@@ -27,6 +27,7 @@ from persona_cli.audio import display_path, find_audio_files
 from persona_cli.encoders import ENCODER_NAMES, load_encoder
 from persona_cli.errors import PersonaError, UsageError
 from persona_cli.memory import keep_large_buffers_out_of_the_heap
+from persona_cli.normalization import check_normalization
 from persona_cli.output import OutputTarget
 from persona_cli.pipeline import (
     EMBEDDING_SCHEMA,
@@ -291,6 +292,8 @@ def train_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed for folds, initialisation and batches.")] = 0,
     out: OutDirOpt = None,
     compare: Annotated[bool, typer.Option("--compare", help="Cross-validate every encoder x head and print a Table-1 style comparison.")] = False,
+    normalize: Annotated[str, typer.Option("--normalize", help="none, corpus or speaker: z-normalise features within each corpus or each speaker's clips (see README).")] = "none",
+    test_corpus: Annotated[Optional[str], typer.Option("--test-corpus", help="Cross-corpus test: train on the other corpora, score on this one (a reader name: ravdess, emodb...).")] = None,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 32,
     quiet: QuietOpt = False,
@@ -308,6 +311,9 @@ def train_command(
         raise UsageError(f"--head must be cnn or fcn, not {head!r}")
     if folds == 1 and compare:
         raise UsageError("--compare needs --folds 2 or more")
+    check_normalization(normalize)
+    if test_corpus and compare:
+        raise UsageError("--test-corpus and --compare do not combine; run them separately")
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
     config = dataclasses.replace(recipe, head=head, epochs=epochs, seed=seed)
     if compare:
@@ -321,14 +327,23 @@ def train_command(
             (out / "compare.json").write_text(json.dumps(rows, indent=2))
         return
     labelled = experiments.embed_corpora(data, experiments.encoder_for(encoder, options), options)
-    summary = {**experiments.data_summary(labelled), "recipe": dataclasses.asdict(config), "command": _command_line()}
+    labelled = experiments.normalize(labelled, normalize)
+    if test_corpus:
+        report, predictions = experiments.cross_corpus(labelled, test_corpus, config)
+        report["normalization"] = normalize
+        _report(out, report, predictions, title=f"persona train: {encoder} + {head}, tested on {test_corpus}")
+        return
+    summary = {**experiments.data_summary(labelled), "recipe": dataclasses.asdict(config), "command": _command_line(),
+               "normalization": normalize}
     if folds >= 2:
         result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
         _report(out, result.report, experiments.predictions_frame(labelled.clips, result.predictions),
                 result.histories, title=f"persona train: {encoder} + {head}")
         summary["cross_validation"] = experiments.headline_figures(result.report)
     if out is not None:
-        path = experiments.write_model(experiments.train_final_model(labelled, config, summary), out)
+        final = experiments.train_final_model(labelled, config, summary)
+        final.metadata.normalization = normalize
+        path = experiments.write_model(final, out)
         log.info("final model (trained on all %d clips) saved to %s", len(labelled.clips), path)
 
 

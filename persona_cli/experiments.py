@@ -21,6 +21,7 @@ from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 from persona_cli.metrics import markdown_table, metrics_report
 from persona_cli.model import PersonaModel
+from persona_cli.normalization import normalize_within_groups
 from persona_cli.pipeline import PredictOptions, resolve_device
 from persona_cli.train import TrainConfig, Targets, cross_validate, fit, prediction_table, score
 
@@ -57,6 +58,34 @@ def embed_corpora(specs: Sequence[str], encoder: Encoder, options: PredictOption
     if not kept:
         raise UsageError("none of the clips could be embedded")
     return LabelledFeatures([c for c, _ in kept], np.stack([v for _, v in kept]), encoder.name)
+
+
+def normalize(data: LabelledFeatures, how: str) -> LabelledFeatures:
+    """The same clips with features z-normalised per corpus or per speaker (normalization.py); `none`
+    leaves them as they are."""
+    if how == "none":
+        return data
+    groups = [c.corpus if how == "corpus" else f"{c.corpus}/{c.speaker}" for c in data.clips]
+    return dataclasses.replace(data, features=normalize_within_groups(data.features, groups, what=how))
+
+
+def cross_corpus(data: LabelledFeatures, test_corpus: str, config: TrainConfig) -> tuple[dict, pd.DataFrame]:
+    """Train on every corpus but `test_corpus`, score on it: how the model fares on unseen recordings."""
+    held_out = np.array([c.corpus == test_corpus for c in data.clips])
+    if not held_out.any():
+        found = ", ".join(sorted({c.corpus for c in data.clips}))
+        raise UsageError(f"--test-corpus {test_corpus}: no clips from that corpus (read: {found})")
+    if held_out.all():
+        raise UsageError(f"--test-corpus {test_corpus}: that is all the data; give other corpora to train on")
+    train_part = np.flatnonzero(~held_out)
+    model, _ = fit(data.features[train_part], Targets.from_clips([data.clips[i] for i in train_part]),
+                   [data.clips[i].speaker for i in train_part], data.encoder, config)
+    test_clips = [c for c in data.clips if c.corpus == test_corpus]
+    table = prediction_table(model, data.features[held_out], test_clips)
+    overall, per_corpus = score(table, np.array([c.corpus for c in test_clips]), model.metadata.age_mean)
+    trained_on = ", ".join(sorted({data.clips[i].corpus for i in train_part}))
+    protocol = f"cross-corpus: trained on {trained_on}, tested on {test_corpus} (no clip of it seen in training)"
+    return metrics_report(overall, per_corpus, protocol=protocol), predictions_frame(test_clips, table)
 
 
 def predictions_frame(clips: Sequence[LabelledClip], table: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -169,5 +198,5 @@ def write_model(model: PersonaModel, out_dir: Path) -> Path:
     return model.save(Path(out_dir) / f"persona-{model.metadata.encoder}.safetensors")
 
 
-__all__ = ["LabelledFeatures", "compare", "comparison_table", "data_summary", "embed_corpora", "evaluate", "headline_figures", "encoder_for",
-           "predictions_frame", "train_final_model", "write_model"]
+__all__ = ["LabelledFeatures", "compare", "comparison_table", "cross_corpus", "data_summary", "embed_corpora", "encoder_for",
+           "evaluate", "headline_figures", "normalize", "predictions_frame", "train_final_model", "write_model"]

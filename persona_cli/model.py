@@ -38,6 +38,7 @@ class ModelMetadata:
     genders: list[str] = field(default_factory=lambda: list(GENDERS))
     age_mean: float = 0.0  # the network predicts standardised age: years = z * age_std + age_mean
     age_std: float = 1.0
+    normalization: str = "none"  # how features were normalised in training: none, corpus or speaker
     training: dict = field(default_factory=dict)  # data summary, recipe, cross-validated figures
     persona_version: str = __version__
 

@@ -292,6 +292,12 @@ def load_predictor(options: PredictOptions) -> tuple[Encoder, PersonaModel]:
     else:
         model_path = Path(options.model)
     model = load_model(model_path)
+    if model.metadata.normalization != "none":
+        raise ModelLoadingError(
+            f"model {model_path.name} was trained on {model.metadata.normalization}-normalised features, which "
+            f"persona predict does not compute yet; use `persona eval` on labelled corpora, or a model trained "
+            f"with --normalize none"
+        )
     encoder_name = options.encoder or model.metadata.encoder
     if encoder_name != model.metadata.encoder:
         raise ModelLoadingError(

@@ -13,14 +13,24 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "mfcc": ("persona_cli.encoders.mfcc", "load_mfcc"),
     "xvector": ("persona_cli.encoders.speechbrain", "load_xvector"),
     "ecapa": ("persona_cli.encoders.speechbrain", "load_ecapa"),
+    "prosody": ("persona_cli.encoders.prosody", "load_prosody"),
+    "egemaps": ("persona_cli.encoders.egemaps", "load_egemaps"),
 }
 
-ENCODER_NAMES = tuple(_REGISTRY)
+#: fused encoders offered by name; any "A+B" of registered names also works
+FUSED_NAMES = ("ge2e+prosody", "ge2e+egemaps")
+ENCODER_NAMES = tuple(_REGISTRY) + FUSED_NAMES
 DEFAULT_ENCODER = "ge2e"
 
 
 def load_encoder(name: str, device: str = "cpu", source: str | None = None) -> Encoder:
-    """Build the encoder called `name` on `device`; `source` overrides where its weights come from."""
+    """Build the encoder called `name` on `device`; `source` overrides where its weights come from
+    (for a fused "A+B", A's weights)."""
+    if "+" in name:
+        from persona_cli.encoders.fused import FusedEncoder
+
+        first, *others = name.split("+")
+        return FusedEncoder([load_encoder(first, device, source), *(load_encoder(part, device) for part in others)])
     try:
         module_name, factory_name = _REGISTRY[name]
     except KeyError:

@@ -1,0 +1,34 @@
+"""Feature fusion: several encoders' vectors side by side (`ge2e+prosody`), one network on top.
+
+The speaker embedding carries who is speaking (and so gender and age); the prosodic set carries how
+they are speaking (emotion). Each part keeps its own pooling of a long file's chunks (GE2E
+re-normalises its mean), and the model's input standardisation puts the parts on one scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from persona_cli.encoders.base import Encoder
+
+
+class FusedEncoder(Encoder):
+    def __init__(self, parts: Sequence[Encoder]):
+        self.parts = list(parts)
+        self.name = "+".join(part.name for part in self.parts)
+        self.dim = sum(part.dim for part in self.parts)
+        self._bounds = np.cumsum([0] + [part.dim for part in self.parts])
+
+    def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        return np.concatenate([part.embed(waves) for part in self.parts], axis=1).astype(np.float32)
+
+    def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
+        return np.concatenate([
+            part.pool(chunk_embeddings[:, start:end], chunk_seconds)
+            for part, start, end in zip(self.parts, self._bounds[:-1], self._bounds[1:])
+        ])
+
+
+__all__ = ["FusedEncoder"]

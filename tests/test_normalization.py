@@ -1,0 +1,73 @@
+"""Per-group feature normalisation, cross-corpus evaluation, and the prosodic / fused encoders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import voice_like
+from persona_cli.encoders import load_encoder
+from persona_cli.encoders.prosody import FEATURE_NAMES, SEMITONE_REFERENCE_HZ
+from persona_cli.errors import UsageError
+from persona_cli.normalization import MIN_GROUP_FILES, normalize_within_groups
+
+
+def test_each_group_gets_zero_mean_and_unit_std():
+    rng = np.random.default_rng(0)
+    features = np.concatenate([rng.normal(5, 2, (20, 3)), rng.normal(-1, 0.5, (12, 3))])
+    groups = ["a"] * 20 + ["b"] * 12
+    out = normalize_within_groups(features, groups)
+    for name, rows in (("a", slice(0, 20)), ("b", slice(20, 32))):
+        np.testing.assert_allclose(out[rows].mean(0), 0, atol=1e-6)
+        np.testing.assert_allclose(out[rows].std(0), 1, atol=1e-5)
+    # a row's value depends only on its own group: changing group b leaves group a alone
+    changed = features.copy()
+    changed[20:] *= 10
+    np.testing.assert_array_equal(normalize_within_groups(changed, groups)[:20], out[:20])
+
+
+def test_a_constant_feature_is_centred_not_blown_up():
+    features = np.column_stack([np.full(10, 3.0), np.arange(10.0)])
+    out = normalize_within_groups(features, ["x"] * 10)
+    np.testing.assert_array_equal(out[:, 0], 0)
+
+
+def test_groups_too_small_for_statistics_are_refused():
+    features = np.zeros((MIN_GROUP_FILES + 2, 2))
+    groups = ["big"] * MIN_GROUP_FILES + ["tiny"] * 2
+    with pytest.raises(UsageError, match=r"speaker normalisation needs at least \d+ files per speaker.*tiny \(2\)"):
+        normalize_within_groups(features, groups, what="speaker")
+
+
+# --- prosody --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("f0", [110.0, 220.0])
+def test_prosody_finds_the_pitch_of_a_voiced_tone(f0):
+    encoder = load_encoder("prosody")
+    (vector,) = encoder.embed([voice_like(2.0, f0=f0)])
+    values = dict(zip(FEATURE_NAMES, vector))
+    expected = 12 * np.log2(f0 / SEMITONE_REFERENCE_HZ)  # voice_like wobbles ±5 % (under a semitone)
+    assert abs(values["pitch_p50"] - expected) < 1.0
+    assert values["voiced_fraction"] > 0.8
+
+
+def test_prosody_tells_loud_from_quiet_and_noise_from_voice():
+    encoder = load_encoder("prosody")
+    voice = voice_like(2.0)
+    noise = np.random.default_rng(0).standard_normal(32_000).astype(np.float32) * 0.1
+    loud, quiet, hiss = (dict(zip(FEATURE_NAMES, v)) for v in encoder.embed([voice, voice * 0.1, noise]))
+    assert loud["loudness_mean"] - quiet["loudness_mean"] == pytest.approx(20, abs=0.5)
+    assert hiss["voiced_fraction"] < 0.1 < loud["voiced_fraction"]
+    assert hiss["flatness_unvoiced_mean"] > 0.3
+
+
+def test_fused_encoder_is_its_parts_side_by_side():
+    fused, ge2e, prosody = (load_encoder(name) for name in ("ge2e+prosody", "ge2e", "prosody"))
+    waves = [voice_like(1.5, f0=120, seed=1), voice_like(3.0, f0=200, seed=2)]
+    assert fused.name == "ge2e+prosody" and fused.dim == ge2e.dim + prosody.dim
+    np.testing.assert_allclose(fused.embed(waves), np.hstack([ge2e.embed(waves), prosody.embed(waves)]), atol=1e-6)
+    chunks, seconds = fused.embed(waves), np.array([1.5, 3.0])
+    pooled = fused.pool(chunks, seconds)
+    np.testing.assert_allclose(pooled[: ge2e.dim], ge2e.pool(chunks[:, : ge2e.dim], seconds), atol=1e-6)
+    assert np.linalg.norm(pooled[: ge2e.dim]) == pytest.approx(1, abs=1e-5)  # GE2E's part stays unit length
