@@ -112,6 +112,19 @@ def speaker_holdout(speakers: Sequence[str], fraction: float, rng: np.random.Gen
     return np.array([s in held for s in speakers])
 
 
+#: a feature whose training spread is below this is constant: the network cannot have learned from it
+CONSTANT_FEATURE_STD = 1e-6
+#: ... so its scale is set this large, which maps any value it takes later to ~0 instead of to a
+#: huge z-score (GE2E has ReLU dimensions that are 0 on every training clip but not on all audio)
+CONSTANT_FEATURE_SCALE = 1e6
+
+
+def input_scale(train_features: np.ndarray) -> np.ndarray:
+    """Per-feature std for standardising the network's input, constant features neutralised."""
+    std = train_features.std(0)
+    return np.where(std < CONSTANT_FEATURE_STD, CONSTANT_FEATURE_SCALE, std).astype(np.float32)
+
+
 def multitask_loss(outputs, targets: dict[str, torch.Tensor], emotion_weight: torch.Tensor | None = None) -> torch.Tensor:
     """CE(emotion) + CE(gender) + MSE(age z-score), each averaged over the clips that have that label;
     `emotion_weight` optionally weights the emotion classes (a weighted mean, as torch's CE)."""
@@ -159,7 +172,7 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
     network = PersonaNet(features.shape[1], config.head, len(EMOTIONS), len(GENDERS), dropout=config.dropout)
     train_features = features[train_index]
     network.feature_mean.copy_(torch.from_numpy(train_features.mean(0)))
-    network.feature_std.copy_(torch.from_numpy(train_features.std(0) + 1e-6))
+    network.feature_std.copy_(torch.from_numpy(input_scale(train_features)))
 
     def tensors(index: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         subset = targets.subset(index)

@@ -35,8 +35,18 @@ def test_a_constant_feature_is_centred_not_blown_up():
 def test_groups_too_small_for_statistics_are_refused():
     features = np.zeros((MIN_GROUP_FILES + 2, 2))
     groups = ["big"] * MIN_GROUP_FILES + ["tiny"] * 2
-    with pytest.raises(UsageError, match=r"speaker normalisation needs at least \d+ files per speaker.*tiny \(2\)"):
+    with pytest.raises(UsageError, match=r"speaker normalisation needs at least \d+ files per speaker; 1 have fewer: tiny \(2\)"):
         normalize_within_groups(features, groups, what="speaker")
+
+
+def test_small_groups_can_fall_back_to_a_larger_one():
+    rng = np.random.default_rng(1)
+    features = rng.normal(0, 1, (30, 2))
+    speakers = ["s1"] * 20 + ["s2", "s2", "s3"] + [f"s{i}" for i in range(4, 11)]
+    corpora = ["big"] * 20 + ["cv"] * 10
+    out = normalize_within_groups(features, speakers, what="speaker", fallback=corpora)
+    np.testing.assert_allclose(out[:20].mean(0), 0, atol=1e-6)  # s1 is large enough for its own statistics
+    np.testing.assert_allclose(out[20:], normalize_within_groups(features[20:], ["cv"] * 10), atol=1e-6)
 
 
 # --- prosody --------------------------------------------------------------------------------------
@@ -71,3 +81,22 @@ def test_fused_encoder_is_its_parts_side_by_side():
     pooled = fused.pool(chunks, seconds)
     np.testing.assert_allclose(pooled[: ge2e.dim], ge2e.pool(chunks[:, : ge2e.dim], seconds), atol=1e-6)
     assert np.linalg.norm(pooled[: ge2e.dim]) == pytest.approx(1, abs=1e-5)  # GE2E's part stays unit length
+
+
+def test_a_feature_constant_in_training_cannot_blow_up_a_prediction():
+    """GE2E has ReLU dimensions that are 0 on every training clip; a new clip where one is not 0 must
+    get the prediction it would get with a 0 there, not a huge standardised input."""
+    from persona_cli.train import Targets, TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(0, 1, (60, 4)).astype(np.float32)
+    features[:, 2] = 0.0
+    targets = Targets(emotion=rng.integers(0, 6, 60), gender=rng.integers(0, 2, 60),
+                      age=rng.uniform(20, 60, 60).astype(np.float32))
+    model, _ = fit(features, targets, [f"s{i % 6}" for i in range(60)], "test", TrainConfig(epochs=2))
+    probe = features[:5].copy()
+    shifted = probe.copy()
+    shifted[:, 2] = 0.3
+    before, after = model.predict(probe), model.predict(shifted)
+    np.testing.assert_allclose(after.emotion_probs, before.emotion_probs, atol=1e-4)
+    np.testing.assert_allclose(after.age_years, before.age_years, atol=1e-2)
