@@ -65,8 +65,12 @@ def normalize(data: LabelledFeatures, how: str) -> LabelledFeatures:
     leaves them as they are."""
     if how == "none":
         return data
-    groups = [c.corpus if how == "corpus" else f"{c.corpus}/{c.speaker}" for c in data.clips]
-    return dataclasses.replace(data, features=normalize_within_groups(data.features, groups, what=how))
+    corpora = [c.corpus for c in data.clips]
+    if how == "corpus":
+        return dataclasses.replace(data, features=normalize_within_groups(data.features, corpora, what=how))
+    speakers = [f"{c.corpus}/{c.speaker}" for c in data.clips]
+    # speakers with too few clips to normalise (Common Voice's one or two) fall back to their corpus
+    return dataclasses.replace(data, features=normalize_within_groups(data.features, speakers, what=how, fallback=corpora))
 
 
 def cross_corpus(data: LabelledFeatures, test_corpus: str, config: TrainConfig) -> tuple[dict, pd.DataFrame]:
@@ -82,6 +86,14 @@ def cross_corpus(data: LabelledFeatures, test_corpus: str, config: TrainConfig) 
                    [data.clips[i].speaker for i in train_part], data.encoder, config)
     test_clips = [c for c in data.clips if c.corpus == test_corpus]
     table = prediction_table(model, data.features[held_out], test_clips)
+    # a task the training corpora never label was not learned: leave it out of the report
+    trained = Targets.from_clips([data.clips[i] for i in train_part])
+    if (trained.emotion == MISSING).all():
+        table["emotion_true"][:] = MISSING
+    if (trained.gender == MISSING).all():
+        table["gender_true"][:] = MISSING
+    if np.isnan(trained.age).all():
+        table["age_true"][:] = np.nan
     overall, per_corpus = score(table, np.array([c.corpus for c in test_clips]), model.metadata.age_mean)
     trained_on = ", ".join(sorted({data.clips[i].corpus for i in train_part}))
     protocol = f"cross-corpus: trained on {trained_on}, tested on {test_corpus} (no clip of it seen in training)"

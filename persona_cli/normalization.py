@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import logging
+
 import numpy as np
 
 from persona_cli.errors import UsageError
+
+log = logging.getLogger("persona")
 
 NORMALIZATIONS = ("none", "corpus", "speaker")
 #: fewest files a group's mean and std are estimated from
@@ -30,20 +34,37 @@ def check_normalization(name: str) -> str:
     return name
 
 
-def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: str = "group") -> np.ndarray:
-    """Each row z-normalised with the mean and std of the rows sharing its group label."""
-    labels = np.asarray(groups)
-    out = np.empty_like(features, dtype=np.float32)
+def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: str = "group",
+                            fallback: Sequence[str] | None = None) -> np.ndarray:
+    """Each row z-normalised with the mean and std of the rows sharing its group label.
+
+    A group with fewer than MIN_GROUP_FILES rows is refused, unless `fallback` names a larger group
+    for each row (its corpus): training data such as Common Voice has one or two clips per speaker,
+    and those rows are then normalised with their corpus's statistics instead.
+    """
+    labels = np.asarray(groups, dtype=object)
     names, counts = np.unique(labels, return_counts=True)
-    too_small = [f"{name} ({count})" for name, count in zip(names, counts) if count < MIN_GROUP_FILES]
-    if too_small:
-        raise UsageError(f"{what} normalisation needs at least {MIN_GROUP_FILES} files per {what}; too few in: "
-                         f"{', '.join(too_small[:5])}{' ...' if len(too_small) > 5 else ''}")
+    small = {name for name, count in zip(names, counts) if count < MIN_GROUP_FILES}
+    if small and fallback is not None:
+        in_small = np.array([label in small for label in labels])
+        labels = np.where(in_small, np.asarray(fallback, dtype=object), labels)
+        log.info("%s normalisation: %d %ss with fewer than %d files (%d files) use their corpus's statistics",
+                 what, len(small), what, MIN_GROUP_FILES, int(in_small.sum()))
+        return normalize_within_groups(features, labels, what)
+    if small:
+        examples = [f"{_short(name)} ({count})" for name, count in zip(names, counts) if name in small]
+        raise UsageError(f"{what} normalisation needs at least {MIN_GROUP_FILES} files per {what}; "
+                         f"{len(examples)} have fewer: {', '.join(examples[:3])}{' ...' if len(examples) > 3 else ''}")
+    out = np.empty_like(features, dtype=np.float32)
     for name in names:
         rows = labels == name
         block = features[rows].astype(np.float64)
         out[rows] = (block - block.mean(0)) / np.maximum(block.std(0), MIN_STD)
     return out
+
+
+def _short(name: str, limit: int = 40) -> str:
+    return name if len(name) <= limit else f"{name[:limit - 3]}..."
 
 
 __all__ = ["MIN_GROUP_FILES", "NORMALIZATIONS", "check_normalization", "normalize_within_groups"]
