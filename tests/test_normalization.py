@@ -100,3 +100,11 @@ def test_a_feature_constant_in_training_cannot_blow_up_a_prediction():
     before, after = model.predict(probe), model.predict(shifted)
     np.testing.assert_allclose(after.emotion_probs, before.emotion_probs, atol=1e-4)
     np.testing.assert_allclose(after.age_years, before.age_years, atol=1e-2)
+
+
+def test_egemaps_gives_88_functionals_when_opensmile_is_installed():
+    pytest.importorskip("opensmile")
+    encoder = load_encoder("ge2e+egemaps")
+    vectors = encoder.embed([voice_like(2.0, f0=120), voice_like(2.0, f0=240)])
+    assert vectors.shape == (2, 256 + 88) and np.isfinite(vectors).all()
+    assert not np.allclose(vectors[0, 256:], vectors[1, 256:])  # the pitch functionals differ
