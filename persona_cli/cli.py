@@ -37,6 +37,7 @@ from persona_cli.pipeline import (
     load_predictor,
     predict,
     resolve_device,
+    check_normalization_groups,
     compute_threads,
     default_workers,
     until_first_error,
@@ -191,6 +192,7 @@ def predict_command(
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first file that fails (its row and the rows before it are written); exit 1.")] = False,
     workers: WorkersOpt = None,
     shard: ShardOpt = None,
+    normalize: Annotated[Optional[str], typer.Option("--normalize", help="none, corpus (over all files of the run) or speaker (over each folder's files); default: what the model was trained with. Not none: a file's prediction depends on the others in its group.")] = None,
     engine: Annotated[str, typer.Option("--engine", help="local (this machine) or ray (a Ray cluster via Ray Data; -o names a folder for the Parquet dataset).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray started for the run).")] = None,
     quiet: QuietOpt = False,
@@ -202,13 +204,18 @@ def predict_command(
     if engine == "ray":
         _predict_on_ray(paths, files_from, shard, output, overwrite, resume, fail_fast, ray_address, workers, quiet,
                         PredictOptions(encoder=encoder, encoder_source=encoder_source, model=model, device=device,
-                                       batch_size=batch_size))
+                                       batch_size=batch_size, normalization=normalize))
         return
+    if normalize is not None:
+        check_normalization(normalize)
     options = _pipeline_options(workers, encoder=encoder, encoder_source=encoder_source, model=model, device=device,
-                                batch_size=batch_size)
+                                batch_size=batch_size, normalization=normalize)
     files = _input_files(paths, files_from, shard)
     target = OutputTarget(output, output_format, PREDICTION_SCHEMA, overwrite=overwrite, resume=resume)
     encoder_impl, persona_model = load_predictor(options)
+    if persona_model.metadata.normalization != "none" and resume:
+        raise UsageError("--resume cannot be combined with a normalised model: every file's prediction depends on the whole run")
+    check_normalization_groups(files, persona_model.metadata.normalization)
     todo = _still_to_do(files, target)
     batches = predict(todo, encoder_impl, persona_model, options)
     failed = _write_rows(until_first_error(batches) if fail_fast else batches, target, len(todo), quiet, "predict")
@@ -223,9 +230,13 @@ def _predict_on_ray(paths, files_from, shard, output, overwrite, resume, fail_fa
 
     if resume or fail_fast:
         raise UsageError("--engine ray does not support --resume or --fail-fast (use --shard K/N jobs to restart parts)")
+    if options.normalization not in (None, "none"):
+        raise UsageError("--engine ray predicts file by file; --normalize corpus/speaker needs the local engine")
     folder = check_output_folder(output, overwrite)
     files = _input_files(paths, files_from, shard)
-    load_predictor(options)  # fail here, in one line, before starting a cluster, if the model or encoder is wrong
+    _, persona_model = load_predictor(options)  # fail here, in one line, before starting a cluster, if they are wrong
+    if persona_model.metadata.normalization != "none":
+        raise UsageError("--engine ray predicts file by file; a model trained with --normalize corpus/speaker needs the local engine")
     started = time.perf_counter()
     summary = predict_on_ray(files, options, folder, address=ray_address, actors=actors or None, quiet=quiet)
     elapsed = max(time.perf_counter() - started, 1e-9)

@@ -64,7 +64,8 @@ def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: s
 
 
 def _short(name: str, limit: int = 40) -> str:
-    return name if len(name) <= limit else f"{name[:limit - 3]}..."
+    """A long group name cut from the left: a folder's own name is at the end of its path."""
+    return name if len(name) <= limit else f"...{name[3 - limit:]}"
 
 
 __all__ = ["MIN_GROUP_FILES", "NORMALIZATIONS", "check_normalization", "normalize_within_groups"]

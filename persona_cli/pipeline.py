@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_e
 from persona_cli.errors import AudioLoadError, ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS
 from persona_cli.memory import return_free_memory
+from persona_cli.normalization import MIN_GROUP_FILES, normalize_within_groups
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
 
 log = logging.getLogger("persona")
@@ -57,6 +58,7 @@ class PredictOptions:
     chunk_seconds: float = 30.0  # long files are embedded in windows this long, then pooled
     min_seconds: float = 0.5  # shorter audio is an error: too little speech to characterise
     workers: int | None = None  # threads that each decode and embed groups of files (None: one per core; 0: none)
+    normalization: str | None = None  # none, corpus or speaker (normalization.py); None: what the model was trained with
 
 
 @dataclass
@@ -267,7 +269,8 @@ PREDICTION_SCHEMA = pa.schema(
     [("path", pa.string()), ("duration_s", pa.float64()), ("emotion", pa.string()), ("emotion_confidence", pa.float64())]
     + [(f"prob_{e}", pa.float64()) for e in EMOTIONS]
     + [("gender", pa.string()), ("gender_confidence", pa.float64()), ("age", pa.float64()),
-       ("encoder", pa.string()), ("model", pa.string()), ("error", pa.string()), ("warning", pa.string())]
+       ("encoder", pa.string()), ("model", pa.string()), ("normalization", pa.string()), ("error", pa.string()),
+       ("warning", pa.string())]
 )
 
 EMBEDDING_SCHEMA = pa.schema(
@@ -292,11 +295,11 @@ def load_predictor(options: PredictOptions) -> tuple[Encoder, PersonaModel]:
     else:
         model_path = Path(options.model)
     model = load_model(model_path)
-    if model.metadata.normalization != "none":
-        raise ModelLoadingError(
-            f"model {model_path.name} was trained on {model.metadata.normalization}-normalised features, which "
-            f"persona predict does not compute yet; use `persona eval` on labelled corpora, or a model trained "
-            f"with --normalize none"
+    if options.normalization is not None and options.normalization != model.metadata.normalization:
+        raise UsageError(
+            f"--normalize {options.normalization}: model {model_path.name} was trained with "
+            f"{model.metadata.normalization} normalisation, and its inputs must be normalised the same way "
+            f"(drop --normalize, or train a model with --normalize {options.normalization})"
         )
     encoder_name = options.encoder or model.metadata.encoder
     if encoder_name != model.metadata.encoder:
@@ -314,7 +317,14 @@ def load_predictor(options: PredictOptions) -> tuple[Encoder, PersonaModel]:
 
 
 def predict(paths: Iterable[Path], encoder: Encoder, model: PersonaModel, options: PredictOptions) -> Iterator[list[dict]]:
-    """Yield lists of output rows (PREDICTION_SCHEMA), one row per input file, in input order."""
+    """Yield lists of output rows (PREDICTION_SCHEMA), one row per input file, in input order.
+
+    With `corpus` or `speaker` normalisation every file must be embedded before any is predicted
+    (a file's input depends on its group's statistics), so rows come out only at the end.
+    """
+    if model.metadata.normalization != "none":
+        yield from _predict_normalized(list(paths), encoder, model, options)
+        return
     pending: list[EmbeddingResult] = []
     for result in embed_files(paths, encoder, options):
         pending.append(result)
@@ -325,6 +335,39 @@ def predict(paths: Iterable[Path], encoder: Encoder, model: PersonaModel, option
         yield _prediction_rows(pending, encoder, model)
 
 
+def normalization_groups(paths: Sequence[Path], how: str) -> list[str]:
+    """Each file's normalisation group: the whole run for `corpus`, the parent folder for `speaker`."""
+    if how == "corpus":
+        return ["run"] * len(paths)
+    return [display_path(Path(path).parent) for path in paths]
+
+
+def check_normalization_groups(paths: Sequence[Path], how: str) -> None:
+    """Refuse, before any work, a run whose groups are too small to normalise."""
+    if how != "none":
+        normalize_within_groups(np.zeros((len(paths), 1), np.float32), normalization_groups(paths, how),
+                                what="speaker folder" if how == "speaker" else "run")
+
+
+def _predict_normalized(paths: list[Path], encoder: Encoder, model: PersonaModel,
+                        options: PredictOptions) -> Iterator[list[dict]]:
+    how = model.metadata.normalization
+    results = list(embed_files(paths, encoder, options))
+    groups = normalization_groups([r.path for r in results], how)
+    good = [i for i, r in enumerate(results) if r.vector is not None]
+    sizes = Counter(groups[i] for i in good)
+    usable = [i for i in good if sizes[groups[i]] >= MIN_GROUP_FILES]
+    for i in set(good) - set(usable):  # its group lost too many files to errors to be normalised
+        results[i].vector, results[i].warning = None, None
+        results[i].error = f"too few usable files in its {how} group to normalise ({sizes[groups[i]]} < {MIN_GROUP_FILES})"
+    if usable:
+        normalized = normalize_within_groups(np.stack([results[i].vector for i in usable]), [groups[i] for i in usable])
+        for i, vector in zip(usable, normalized):
+            results[i].vector = vector
+    for start in range(0, len(results), options.batch_size):
+        yield _prediction_rows(results[start : start + options.batch_size], encoder, model)
+
+
 def _prediction_rows(results: list[EmbeddingResult], encoder: Encoder, model: PersonaModel) -> list[dict]:
     good = [r for r in results if r.vector is not None]
     predictions = model.predict(np.stack([r.vector for r in good])) if good else None
@@ -333,7 +376,7 @@ def _prediction_rows(results: list[EmbeddingResult], encoder: Encoder, model: Pe
     for result in results:
         row = {name: None for name in PREDICTION_SCHEMA.names}
         row.update(path=display_path(result.path), duration_s=result.duration_s, encoder=encoder.name,
-                   model=model.name, error=result.error, warning=result.warning)
+                   model=model.name, normalization=model.metadata.normalization, error=result.error, warning=result.warning)
         if id(result) in index:
             i = index[id(result)]
             emotion_probs, gender_probs = predictions.emotion_probs[i], predictions.gender_probs[i]

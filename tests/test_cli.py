@@ -20,7 +20,7 @@ from persona_cli.pipeline import PREDICTION_SCHEMA
 
 COLUMNS = [
     "path", "duration_s", "emotion", "emotion_confidence", "prob_anger", "prob_disgust", "prob_fear",
-    "prob_happy", "prob_neutral", "prob_sad", "gender", "gender_confidence", "age", "encoder", "model", "error", "warning",
+    "prob_happy", "prob_neutral", "prob_sad", "gender", "gender_confidence", "age", "encoder", "model", "normalization", "error", "warning",
 ]
 
 

@@ -37,6 +37,7 @@ def test_ray_rows_equal_the_local_rows(tmp_path: Path, capsys):
     (["-o", "out.csv"], "Parquet dataset"),
     ([], "-o FOLDER"),
     (["-o", "OUT", "--resume"], "--resume"),
+    (["-o", "OUT", "--normalize", "speaker"], "local engine"),
 ])
 def test_ray_usage_errors_are_one_line(argv, message, tmp_path: Path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

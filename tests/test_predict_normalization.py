@@ -1,0 +1,78 @@
+"""`persona predict` with a model trained on corpus- or speaker-normalised features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import voice_like
+from persona_cli.encoders import load_encoder
+from persona_cli.model import bundled_model_path, load_model
+from persona_cli.normalization import MIN_GROUP_FILES, normalize_within_groups
+from persona_cli.pipeline import PredictOptions, embed_files
+from test_scale import run
+
+
+def _model_with(normalization: str, folder: Path) -> Path:
+    """The bundled weights, labelled as trained on normalised features (the head's arithmetic is what
+    is under test here, not its accuracy)."""
+    model = load_model(bundled_model_path("ge2e"))
+    model.metadata.normalization = normalization
+    return model.save(folder / f"{normalization}.safetensors")
+
+
+@pytest.fixture(scope="module")
+def two_speakers(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("speakers")
+    for s, base in enumerate((110, 210)):
+        (root / f"speaker{s}").mkdir()
+        for i in range(MIN_GROUP_FILES + 1):
+            sf.write(root / f"speaker{s}" / f"clip{i}.wav", voice_like(1.0 + 0.1 * i, f0=base + 7 * i, seed=i), 16_000)
+    return root
+
+
+def test_speaker_normalised_predictions_use_each_folders_statistics(two_speakers, tmp_path, capsys):
+    model_path = _model_with("speaker", tmp_path)
+    code, _, err = run(["predict", str(two_speakers), "--model", str(model_path), "-o", str(tmp_path / "p.csv")], capsys)
+    assert code == 0, err
+    rows = pd.read_csv(tmp_path / "p.csv")
+    assert (rows["normalization"] == "speaker").all() and rows["error"].isna().all()
+
+    files = sorted(two_speakers.rglob("*.wav"))
+    vectors = np.stack([r.vector for r in embed_files(files, load_encoder("ge2e"), PredictOptions(workers=0))])
+    expected = load_model(model_path).predict(normalize_within_groups(vectors, [f.parent.name for f in files]))
+    by_path = rows.set_index("path").loc[[str(f) for f in files]]
+    np.testing.assert_allclose(by_path["age"], np.round(expected.age_years, 1), atol=0.11)
+    assert list(by_path["gender"]) == [load_model(model_path).metadata.genders[i] for i in expected.gender_probs.argmax(1)]
+
+
+def test_a_speaker_folder_too_small_is_refused_before_any_work(two_speakers, tmp_path, capsys):
+    model_path = _model_with("speaker", tmp_path)
+    few = tmp_path / "few" / "speakerX"
+    few.mkdir(parents=True)
+    for i in range(3):
+        sf.write(few / f"c{i}.wav", voice_like(1.0, seed=i), 16_000)
+    code, out, err = run(["predict", str(two_speakers), str(few.parent), "--model", str(model_path)], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "at least" in err and "speakerX (3)" in err
+
+
+def test_corpus_normalisation_makes_a_prediction_depend_on_the_run(two_speakers, tmp_path, capsys):
+    model_path = _model_with("corpus", tmp_path)
+    outputs = {}
+    for name, inputs in {"both": [two_speakers], "one": [two_speakers / "speaker0"]}.items():
+        outputs[name] = tmp_path / f"{name}.csv"
+        code, _, _ = run(["predict", *map(str, inputs), "--model", str(model_path), "-o", str(outputs[name])], capsys)
+        assert code == 0
+    both = pd.read_csv(outputs["both"]).set_index("path")
+    one = pd.read_csv(outputs["one"]).set_index("path")
+    assert not np.allclose(both.loc[one.index, "age"], one["age"])
+
+
+def test_normalize_option_must_match_the_model(two_speakers, tmp_path, capsys):
+    code, _, err = run(["predict", str(two_speakers), "--normalize", "speaker"], capsys)  # the bundled model: none
+    assert code == 2 and "trained with none normalisation" in err
