@@ -51,10 +51,7 @@ def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: s
         log.info("%s normalisation: %d %ss with fewer than %d files (%d files) use their corpus's statistics",
                  what, len(small), what, MIN_GROUP_FILES, int(in_small.sum()))
         return normalize_within_groups(features, labels, what)
-    if small:
-        examples = [f"{_short(name)} ({count})" for name, count in zip(names, counts) if name in small]
-        raise UsageError(f"{what} normalisation needs at least {MIN_GROUP_FILES} files per {what}; "
-                         f"{len(examples)} have fewer: {', '.join(examples[:3])}{' ...' if len(examples) > 3 else ''}")
+    check_group_sizes(labels, what)
     out = np.empty_like(features, dtype=np.float32)
     for name in names:
         rows = labels == name
@@ -63,9 +60,18 @@ def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: s
     return out
 
 
+def check_group_sizes(groups: Sequence[str], what: str = "group") -> None:
+    """A usage error naming the groups with fewer than MIN_GROUP_FILES files, if there are any."""
+    names, counts = np.unique(np.asarray(groups, dtype=object), return_counts=True)
+    examples = [f"{_short(name)} ({count})" for name, count in zip(names, counts) if count < MIN_GROUP_FILES]
+    if examples:
+        raise UsageError(f"{what} normalisation needs at least {MIN_GROUP_FILES} files per {what}; "
+                         f"{len(examples)} have fewer: {', '.join(examples[:3])}{' ...' if len(examples) > 3 else ''}")
+
+
 def _short(name: str, limit: int = 40) -> str:
     """A long group name cut from the left: a folder's own name is at the end of its path."""
     return name if len(name) <= limit else f"...{name[3 - limit:]}"
 
 
-__all__ = ["MIN_GROUP_FILES", "NORMALIZATIONS", "check_normalization", "normalize_within_groups"]
+__all__ = ["MIN_GROUP_FILES", "NORMALIZATIONS", "check_group_sizes", "check_normalization", "normalize_within_groups"]

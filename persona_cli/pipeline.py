@@ -40,7 +40,7 @@ from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_e
 from persona_cli.errors import AudioLoadError, ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS
 from persona_cli.memory import return_free_memory
-from persona_cli.normalization import MIN_GROUP_FILES, normalize_within_groups
+from persona_cli.normalization import MIN_GROUP_FILES, check_group_sizes, normalize_within_groups
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
 
 log = logging.getLogger("persona")
@@ -345,8 +345,7 @@ def normalization_groups(paths: Sequence[Path], how: str) -> list[str]:
 def check_normalization_groups(paths: Sequence[Path], how: str) -> None:
     """Refuse, before any work, a run whose groups are too small to normalise."""
     if how != "none":
-        normalize_within_groups(np.zeros((len(paths), 1), np.float32), normalization_groups(paths, how),
-                                what="speaker folder" if how == "speaker" else "run")
+        check_group_sizes(normalization_groups(paths, how), what="speaker folder" if how == "speaker" else "run")
 
 
 def _predict_normalized(paths: list[Path], encoder: Encoder, model: PersonaModel,
