@@ -45,3 +45,13 @@ def ravdess_clips() -> list[Path]:
     """A handful of real RAVDESS FLAC clips (mixed actors and emotions)."""
     root = require_shared("ravdess")
     return sorted(root.glob("Actor_0[1-4]/*.flac"))[::12][:8]
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the CLI in-process like the console script does; returns (exit code, stdout, stderr)."""
+    from persona_cli.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from broken_audio import NON_UTF8_SHOWN, WARNINGS, long_recording, make_broken_corpus, wav_bytes
-from conftest import SAMPLE_AUDIO, require_shared, voice_like
+from conftest import SAMPLE_AUDIO, require_shared, voice_like, run_cli as run
 from persona_cli import audio
 from persona_cli.audio import SAMPLE_RATE, SignalStats, display_path, find_audio_files, iter_chunks
 from persona_cli.cli import main
@@ -35,13 +35,6 @@ from persona_cli.pipeline import PredictOptions, embed_files, until_first_error
 PREDICTIONS = ["emotion", "emotion_confidence", "prob_anger", "prob_disgust", "prob_fear", "prob_happy",
                "prob_neutral", "prob_sad", "gender", "gender_confidence", "age"]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def by_name(table: pd.DataFrame) -> pd.DataFrame:

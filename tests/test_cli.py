@@ -14,22 +14,13 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import SAMPLE_AUDIO, voice_like
-from persona_cli.cli import main
+from conftest import SAMPLE_AUDIO, voice_like, run_cli as run
 from persona_cli.pipeline import PREDICTION_SCHEMA
 
 COLUMNS = [
     "path", "duration_s", "emotion", "emotion_confidence", "prob_anger", "prob_disgust", "prob_fear",
     "prob_happy", "prob_neutral", "prob_sad", "gender", "gender_confidence", "age", "encoder", "model", "normalization", "error", "warning",
 ]
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Run the CLI in-process like the console script does; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def read_csv_text(text: str) -> pd.DataFrame:

@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import voice_like
+from conftest import run_cli as run, voice_like
 from persona_cli.encoders import load_encoder
 from persona_cli.model import bundled_model_path, load_model
 from persona_cli.normalization import MIN_GROUP_FILES, normalize_within_groups
 from persona_cli.pipeline import PredictOptions, embed_files
-from test_scale import run
 
 
 def _model_with(normalization: str, folder: Path) -> Path:

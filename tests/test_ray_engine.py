@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import SAMPLE_AUDIO
-from test_scale import run
+from conftest import SAMPLE_AUDIO, run_cli as run
 
 if importlib.util.find_spec("ray") is None:
     pytest.skip("the ray extra is not installed (pip install 'persona-cli[ray]')", allow_module_level=True)

@@ -13,19 +13,11 @@ import pyarrow.dataset as ds
 import pytest
 import soundfile as sf
 
-from conftest import SAMPLE_AUDIO, voice_like
-from persona_cli.cli import main
+from conftest import SAMPLE_AUDIO, voice_like, run_cli as run
 from persona_cli.encoders import load_encoder
 from persona_cli.errors import UsageError
 from persona_cli.pipeline import PredictOptions, embed_files
 from persona_cli.sharding import Shard
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

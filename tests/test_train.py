@@ -11,8 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import require_shared, voice_like
-from persona_cli.cli import main
+from conftest import require_shared, voice_like, run_cli as run
 from persona_cli.corpora import LabelledClip
 from persona_cli.model import load_model
 from persona_cli.train import MISSING, Targets, TrainConfig, fit, make_folds, multitask_loss
@@ -99,13 +98,6 @@ def tiny_corpus(tmp_path: Path) -> Path:
     manifest = tmp_path / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     return manifest
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as done:
-        main(argv)
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
 
 
 def test_train_then_eval_end_to_end(tiny_corpus: Path, tmp_path: Path, capsys):
