@@ -59,6 +59,7 @@ class PredictOptions:
     min_seconds: float = 0.5  # shorter audio is an error: too little speech to characterise
     workers: int | None = None  # threads that each decode and embed groups of files (None: one per core; 0: none)
     normalization: str | None = None  # none, corpus or speaker (normalization.py); None: what the model was trained with
+    half: bool = False  # run the encoder network in float16 (for GPUs; ge2e only)
 
 
 @dataclass
@@ -307,7 +308,7 @@ def load_predictor(options: PredictOptions) -> tuple[Encoder, PersonaModel]:
             f"model {model_path.name} was trained on {model.metadata.encoder!r} embeddings, "
             f"not {encoder_name!r}; drop --encoder or choose a model trained for it"
         )
-    encoder = load_encoder(encoder_name, device=device, source=options.encoder_source)
+    encoder = load_encoder(encoder_name, device=device, source=options.encoder_source, half=options.half)
     if encoder.dim != model.metadata.encoder_dim:
         raise ModelLoadingError(
             f"model {model_path.name} expects {model.metadata.encoder_dim}-d {encoder_name} embeddings, "

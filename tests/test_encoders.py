@@ -404,3 +404,19 @@ def test_silence_trimming_does_not_depend_on_the_files_before(ravdess_clips):
     alone = trim_long_silences(first)
     trim_long_silences(second)
     np.testing.assert_array_equal(trim_long_silences(first), alone)
+
+
+def test_half_precision_agrees_with_full_precision(real_clips):
+    """The float16 path (meant for GPUs; a CPU runs it too, slowly) against float32 on real speech."""
+    waves = [load_audio(path) for path in real_clips]
+    full = load_encoder("ge2e").embed(waves)
+    half = load_encoder("ge2e", half=True).embed(waves)
+    assert half.dtype == np.float32
+    cosine = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
+    assert cosine.min() > 0.999
+    assert np.abs(full - half).max() < 5e-3
+
+
+def test_half_precision_is_refused_where_it_is_not_implemented():
+    with pytest.raises(UsageError, match="--half is available for ge2e only"):
+        load_encoder("mfcc", half=True)

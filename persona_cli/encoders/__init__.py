@@ -23,14 +23,23 @@ ENCODER_NAMES = tuple(_REGISTRY) + FUSED_NAMES
 DEFAULT_ENCODER = "ge2e"
 
 
-def load_encoder(name: str, device: str = "cpu", source: str | None = None) -> Encoder:
+#: encoders with a float16 path (`half=True`), checked against float32 in tests/test_encoders.py
+HALF_PRECISION = ("ge2e",)
+
+
+def load_encoder(name: str, device: str = "cpu", source: str | None = None, half: bool = False) -> Encoder:
     """Build the encoder called `name` on `device`; `source` overrides where its weights come from
-    (for a fused "A+B", A's weights)."""
+    (for a fused "A+B", A's weights); `half` runs the network in float16 (ge2e only)."""
     if "+" in name:
         from persona_cli.encoders.fused import FusedEncoder
 
         first, *others = name.split("+")
-        return FusedEncoder([load_encoder(first, device, source), *(load_encoder(part, device) for part in others)])
+        return FusedEncoder([load_encoder(first, device, source, half), *(load_encoder(part, device) for part in others)])
+    if half:
+        if name not in HALF_PRECISION:
+            raise UsageError(f"--half is available for {', '.join(HALF_PRECISION)} only, not {name}")
+        module_name, factory_name = _REGISTRY[name]
+        return getattr(importlib.import_module(module_name), factory_name)(device=device, source=source, half=True)
     try:
         module_name, factory_name = _REGISTRY[name]
     except KeyError:
