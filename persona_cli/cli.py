@@ -330,7 +330,7 @@ def train_command(
     if test_corpus and compare:
         raise UsageError("--test-corpus and --compare do not combine; run them separately")
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
-    config = dataclasses.replace(recipe, head=head, epochs=epochs, seed=seed)
+    config = dataclasses.replace(recipe, head=head, epochs=epochs, seed=seed, normalization=normalize)
     if compare:
         encoders = ["mfcc", "ge2e", "xvector", "ecapa"]
         rows = experiments.compare(data, encoders, ["cnn", "fcn"], folds, split, options, config)
@@ -348,17 +348,14 @@ def train_command(
         report["normalization"] = normalize
         _report(out, report, predictions, title=f"persona train: {encoder} + {head}, tested on {test_corpus}")
         return
-    summary = {**experiments.data_summary(labelled), "recipe": dataclasses.asdict(config), "command": _command_line(),
-               "normalization": normalize}
+    summary = {**experiments.data_summary(labelled), "recipe": dataclasses.asdict(config), "command": _command_line()}
     if folds >= 2:
         result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
         _report(out, result.report, experiments.predictions_frame(labelled.clips, result.predictions),
                 result.histories, title=f"persona train: {encoder} + {head}")
         summary["cross_validation"] = experiments.headline_figures(result.report)
     if out is not None:
-        final = experiments.train_final_model(labelled, config, summary)
-        final.metadata.normalization = normalize
-        path = experiments.write_model(final, out)
+        path = experiments.write_model(experiments.train_final_model(labelled, config, summary), out)
         log.info("final model (trained on all %d clips) saved to %s", len(labelled.clips), path)
 
 
@@ -378,7 +375,8 @@ def eval_command(
     _setup_logging(quiet)
     options = PredictOptions(model=model, encoder_source=encoder_source, device=device, batch_size=batch_size)
     encoder_impl, persona_model = load_predictor(options)  # also checks the two belong together
-    labelled = experiments.embed_corpora(data, encoder_impl, options)
+    labelled = experiments.normalize(experiments.embed_corpora(data, encoder_impl, options),
+                                     persona_model.metadata.normalization)
     report, predictions = experiments.evaluate(persona_model.to("cpu"), labelled)
     _report(out, report, predictions, title=f"persona eval: {persona_model.name}")
 

@@ -21,7 +21,7 @@ from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 from persona_cli.metrics import markdown_table, metrics_report
 from persona_cli.model import PersonaModel
-from persona_cli.normalization import normalize_within_groups
+from persona_cli.normalization import input_width, network_inputs
 from persona_cli.pipeline import PredictOptions, resolve_device
 from persona_cli.train import TrainConfig, Targets, cross_validate, fit, prediction_table, score
 
@@ -61,16 +61,15 @@ def embed_corpora(specs: Sequence[str], encoder: Encoder, options: PredictOption
 
 
 def normalize(data: LabelledFeatures, how: str) -> LabelledFeatures:
-    """The same clips with features z-normalised per corpus or per speaker (normalization.py); `none`
-    leaves them as they are."""
-    if how == "none":
-        return data
+    """The same clips with the network inputs of a normalisation (normalization.network_inputs):
+    features z-normalised per corpus, or per speaker beside the raw ones; `none` leaves them alone."""
     corpora = [c.corpus for c in data.clips]
-    if how == "corpus":
-        return dataclasses.replace(data, features=normalize_within_groups(data.features, corpora, what=how))
-    speakers = [f"{c.corpus}/{c.speaker}" for c in data.clips]
-    # speakers with too few clips to normalise (Common Voice's one or two) fall back to their corpus
-    return dataclasses.replace(data, features=normalize_within_groups(data.features, speakers, what=how, fallback=corpora))
+    if how == "speaker":
+        # speakers with too few clips to normalise (Common Voice's one or two) fall back to their corpus
+        groups, fallback = [f"{c.corpus}/{c.speaker}" for c in data.clips], corpora
+    else:
+        groups, fallback = corpora, None
+    return dataclasses.replace(data, features=network_inputs(data.features, how, groups, fallback))
 
 
 def cross_corpus(data: LabelledFeatures, test_corpus: str, config: TrainConfig) -> tuple[dict, pd.DataFrame]:
@@ -146,8 +145,9 @@ def data_summary(data: LabelledFeatures) -> dict:
 
 def evaluate(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.DataFrame]:
     """Score a trained model on labelled data it was (presumably) not trained on."""
-    if data.features.shape[1] != model.metadata.encoder_dim:
-        raise ModelLoadingError(f"model expects {model.metadata.encoder_dim}-d embeddings, data has {data.features.shape[1]}-d")
+    expected = input_width(model.metadata.encoder_dim, model.metadata.normalization)
+    if data.features.shape[1] != expected:
+        raise ModelLoadingError(f"model expects {expected}-d inputs, data has {data.features.shape[1]}-d")
     table = prediction_table(model, data.features, data.clips)
     corpora = np.array([c.corpus for c in data.clips])
     # the trivial age baseline is the model's own training mean, the honest "predict the mean" rival

@@ -21,6 +21,7 @@ from torch import nn
 from persona_cli import __version__
 from persona_cli.errors import ModelLoadingError
 from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.normalization import input_width
 
 HEADS = ("cnn", "fcn")
 METADATA_KEY = "persona"
@@ -128,7 +129,8 @@ class PersonaModel:
 
 
 def build_network(metadata: ModelMetadata) -> PersonaNet:
-    return PersonaNet(metadata.encoder_dim, metadata.head, len(metadata.emotions), len(metadata.genders))
+    return PersonaNet(input_width(metadata.encoder_dim, metadata.normalization), metadata.head, len(metadata.emotions),
+                      len(metadata.genders))
 
 
 def load_model(path: str | Path) -> PersonaModel:

@@ -60,6 +60,26 @@ def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: s
     return out
 
 
+def network_inputs(features: np.ndarray, how: str, groups: Sequence[str], fallback: Sequence[str] | None = None,
+                   what: str | None = None) -> np.ndarray:
+    """What the network sees under each normalisation.
+
+    `corpus`: the normalised features only, since the recording setup is what must go. `speaker`: the
+    raw and the normalised features side by side, since normalising within a speaker removes who is
+    speaking, which gender and age are predicted from. Measured (ge2e+prosody, speaker-grouped 5-fold):
+    normalised only, RAVDESS emotion 68.6 % and gender 87.0 %; side by side, 70.7 % and 99.7 %.
+    """
+    if how == "none":
+        return features
+    normalized = normalize_within_groups(features, groups, what or how, fallback)
+    return np.hstack([features, normalized]).astype(np.float32) if how == "speaker" else normalized
+
+
+def input_width(encoder_dim: int, how: str) -> int:
+    """The network's input length for an encoder's vectors under a normalisation (see network_inputs)."""
+    return 2 * encoder_dim if how == "speaker" else encoder_dim
+
+
 def check_group_sizes(groups: Sequence[str], what: str = "group") -> None:
     """A usage error naming the groups with fewer than MIN_GROUP_FILES files, if there are any."""
     names, counts = np.unique(np.asarray(groups, dtype=object), return_counts=True)
@@ -74,4 +94,5 @@ def _short(name: str, limit: int = 40) -> str:
     return name if len(name) <= limit else f"...{name[3 - limit:]}"
 
 
-__all__ = ["MIN_GROUP_FILES", "NORMALIZATIONS", "check_group_sizes", "check_normalization", "normalize_within_groups"]
+__all__ = ["MIN_GROUP_FILES", "NORMALIZATIONS", "check_group_sizes", "check_normalization", "input_width", "network_inputs",
+           "normalize_within_groups"]

@@ -40,7 +40,7 @@ from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_e
 from persona_cli.errors import AudioLoadError, ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS
 from persona_cli.memory import return_free_memory
-from persona_cli.normalization import MIN_GROUP_FILES, check_group_sizes, normalize_within_groups
+from persona_cli.normalization import MIN_GROUP_FILES, check_group_sizes, network_inputs
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
 
 log = logging.getLogger("persona")
@@ -361,8 +361,8 @@ def _predict_normalized(paths: list[Path], encoder: Encoder, model: PersonaModel
         results[i].vector, results[i].warning = None, None
         results[i].error = f"too few usable files in its {how} group to normalise ({sizes[groups[i]]} < {MIN_GROUP_FILES})"
     if usable:
-        normalized = normalize_within_groups(np.stack([results[i].vector for i in usable]), [groups[i] for i in usable])
-        for i, vector in zip(usable, normalized):
+        inputs = network_inputs(np.stack([results[i].vector for i in usable]), how, [groups[i] for i in usable])
+        for i, vector in zip(usable, inputs):
             results[i].vector = vector
     for start in range(0, len(results), options.batch_size):
         yield _prediction_rows(results[start : start + options.batch_size], encoder, model)

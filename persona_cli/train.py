@@ -23,6 +23,7 @@ from torch import nn
 from persona_cli.corpora import LabelledClip
 from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 from persona_cli.model import ModelMetadata, PersonaModel, PersonaNet
+from persona_cli.normalization import input_width
 
 log = logging.getLogger("persona")
 
@@ -57,6 +58,8 @@ class TrainConfig:
     dropout: float = 0.5
     weight_decay: float = 1e-2  # L2 penalty (Adam's weight_decay)
     input_noise: float = 0.5  # std of Gaussian noise added to the standardised embeddings while training
+    # the features arrive already normalised (experiments.normalize); this records how, in the model
+    normalization: str = "none"
     seed: int = 0
 
 
@@ -167,7 +170,8 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
     known_age = targets.age[train_index][~np.isnan(targets.age[train_index])]
     age_mean = float(known_age.mean()) if known_age.size else 0.0
     age_std = float(known_age.std()) if known_age.size > 1 and known_age.std() > 0 else 1.0
-    metadata = ModelMetadata(encoder=encoder, encoder_dim=features.shape[1], head=config.head,
+    encoder_dim = features.shape[1] // (input_width(1, config.normalization))
+    metadata = ModelMetadata(encoder=encoder, encoder_dim=encoder_dim, head=config.head, normalization=config.normalization,
                              age_mean=age_mean, age_std=age_std, training=training_summary or {})
     network = PersonaNet(features.shape[1], config.head, len(EMOTIONS), len(GENDERS), dropout=config.dropout)
     train_features = features[train_index]

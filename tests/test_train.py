@@ -191,3 +191,16 @@ def test_eval_bundled_model_on_every_reader(corpus, spec, tmp_path: Path, capsys
     assert list(metrics["per_corpus"]) == [corpus]
     assert metrics["overall"]["gender"]["n"] > 0
     assert len(pd.read_csv(out / "predictions.csv")) == metrics["overall"]["gender"]["n"]
+
+
+def test_speaker_normalised_training_round_trips_through_train_and_eval(tiny_corpus: Path, tmp_path: Path, capsys):
+    """A model trained on raw + speaker-normalised inputs records it, and eval feeds it the same inputs."""
+    out = tmp_path / "run"
+    code, _, err = run(["train", str(tiny_corpus), "--folds", "0", "--epochs", "2", "--normalize", "speaker",
+                        "--out", str(out)], capsys)
+    assert code == 0, err
+    model = load_model(next(out.glob("*.safetensors")))
+    assert model.metadata.normalization == "speaker" and model.metadata.encoder_dim == 256
+    assert model.network.feature_mean.shape == (512,)
+    code, _, err = run(["eval", "--model", str(next(out.glob("*.safetensors"))), str(tiny_corpus)], capsys)
+    assert code == 0, err
