@@ -203,13 +203,13 @@ def predict_command(
     _setup_logging(quiet)
     if engine not in ("local", "ray"):
         raise UsageError(f"--engine must be local or ray, not {engine!r}")
+    if normalize is not None:
+        check_normalization(normalize)
     if engine == "ray":
         _predict_on_ray(paths, files_from, shard, output, overwrite, resume, fail_fast, ray_address, workers, quiet,
                         PredictOptions(encoder=encoder, encoder_source=encoder_source, model=model, device=device,
                                        batch_size=batch_size, normalization=normalize, half=half))
         return
-    if normalize is not None:
-        check_normalization(normalize)
     options = _pipeline_options(workers, encoder=encoder, encoder_source=encoder_source, model=model, device=device,
                                 batch_size=batch_size, normalization=normalize, half=half)
     files = _input_files(paths, files_from, shard)
