@@ -81,12 +81,11 @@ def cross_corpus(data: LabelledFeatures, test_corpus: str, config: TrainConfig) 
     if held_out.all():
         raise UsageError(f"--test-corpus {test_corpus}: that is all the data; give other corpora to train on")
     train_part = np.flatnonzero(~held_out)
-    model, _ = fit(data.features[train_part], Targets.from_clips([data.clips[i] for i in train_part]),
-                   [data.clips[i].speaker for i in train_part], data.encoder, config)
+    trained = Targets.from_clips([data.clips[i] for i in train_part])
+    model, _ = fit(data.features[train_part], trained, [data.clips[i].speaker for i in train_part], data.encoder, config)
     test_clips = [c for c in data.clips if c.corpus == test_corpus]
     table = prediction_table(model, data.features[held_out], test_clips)
     # a task the training corpora never label was not learned: leave it out of the report
-    trained = Targets.from_clips([data.clips[i] for i in train_part])
     if (trained.emotion == MISSING).all():
         table["emotion_true"][:] = MISSING
     if (trained.gender == MISSING).all():

@@ -60,8 +60,8 @@ def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: s
     return out
 
 
-def network_inputs(features: np.ndarray, how: str, groups: Sequence[str], fallback: Sequence[str] | None = None,
-                   what: str | None = None) -> np.ndarray:
+def network_inputs(features: np.ndarray, how: str, groups: Sequence[str],
+                   fallback: Sequence[str] | None = None) -> np.ndarray:
     """What the network sees under each normalisation.
 
     `corpus`: the normalised features only, since the recording setup is what must go. `speaker`: the
@@ -71,7 +71,7 @@ def network_inputs(features: np.ndarray, how: str, groups: Sequence[str], fallba
     """
     if how == "none":
         return features
-    normalized = normalize_within_groups(features, groups, what or how, fallback)
+    normalized = normalize_within_groups(features, groups, how, fallback)
     return np.hstack([features, normalized]).astype(np.float32) if how == "speaker" else normalized
 
 

@@ -170,7 +170,7 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
     known_age = targets.age[train_index][~np.isnan(targets.age[train_index])]
     age_mean = float(known_age.mean()) if known_age.size else 0.0
     age_std = float(known_age.std()) if known_age.size > 1 and known_age.std() > 0 else 1.0
-    encoder_dim = features.shape[1] // (input_width(1, config.normalization))
+    encoder_dim = features.shape[1] // input_width(1, config.normalization)
     metadata = ModelMetadata(encoder=encoder, encoder_dim=encoder_dim, head=config.head, normalization=config.normalization,
                              age_mean=age_mean, age_std=age_std, training=training_summary or {})
     network = PersonaNet(features.shape[1], config.head, len(EMOTIONS), len(GENDERS), dropout=config.dropout)

@@ -35,17 +35,14 @@ def load_encoder(name: str, device: str = "cpu", source: str | None = None, half
 
         first, *others = name.split("+")
         return FusedEncoder([load_encoder(first, device, source, half), *(load_encoder(part, device) for part in others)])
-    if half:
-        if name not in HALF_PRECISION:
-            raise UsageError(f"--half is available for {', '.join(HALF_PRECISION)} only, not {name}")
-        module_name, factory_name = _REGISTRY[name]
-        return getattr(importlib.import_module(module_name), factory_name)(device=device, source=source, half=True)
     try:
         module_name, factory_name = _REGISTRY[name]
     except KeyError:
         raise UsageError(f"unknown encoder {name!r}; choose one of: {', '.join(ENCODER_NAMES)}") from None
+    if half and name not in HALF_PRECISION:
+        raise UsageError(f"--half is available for {', '.join(HALF_PRECISION)} only, not {name}")
     factory = getattr(importlib.import_module(module_name), factory_name)
-    return factory(device=device, source=source)
+    return factory(device=device, source=source, **({"half": True} if half else {}))
 
 
 __all__ = ["DEFAULT_ENCODER", "ENCODER_NAMES", "Encoder", "load_encoder"]
