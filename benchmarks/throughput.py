@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,7 +133,6 @@ def _run_child(command: list[str], parse_json: bool = True) -> dict:
 
 def _naive_child(file_list: str, model_path: str, source: str, encoder_name: str) -> int:
     """The baseline loop; prints its own timing as JSON (wall_s and RSS are added by the parent)."""
-    import numpy as np
     import soundfile as sf
     import soxr
 

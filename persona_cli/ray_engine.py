@@ -41,10 +41,10 @@ class RayRunSummary:
 class PredictActor:
     """One Ray actor: loads the encoder and model once, then predicts batch after batch of paths."""
 
-    def __init__(self, options: PredictOptions, threads: int):
+    def __init__(self, options: PredictOptions):
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(1)  # each actor reserves one CPU (num_cpus=1 below)
         # the actor is the unit of parallelism here, so inside it files are embedded in one thread
         self.options = dataclasses.replace(options, workers=0)
         self.encoder, self.model = load_predictor(self.options)
@@ -96,7 +96,7 @@ def predict_on_ray(files: Sequence[Path], options: PredictOptions, output: Path,
         dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * pool_size)))
         rows = dataset.map_batches(
             PredictActor,
-            fn_constructor_kwargs={"options": options, "threads": 1},
+            fn_constructor_kwargs={"options": options},
             batch_size=options.batch_size,
             batch_format="pyarrow",
             concurrency=pool_size,
