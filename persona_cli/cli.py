@@ -26,6 +26,7 @@ from persona_cli import __version__
 from persona_cli.audio import display_path, find_audio_files
 from persona_cli.encoders import ENCODER_NAMES, load_encoder
 from persona_cli.errors import PersonaError, UsageError
+from persona_cli.file_lists import FileList, read_file_list
 from persona_cli.memory import keep_large_buffers_out_of_the_heap
 from persona_cli.normalization import check_normalization
 from persona_cli.output import OutputTarget
@@ -94,9 +95,12 @@ def _setup_logging(quiet: bool) -> None:
                         format="persona: %(message)s", force=True)
 
 
-def _input_files(paths: list[Path] | None, files_from: str | None, shard: str | None = None) -> list[Path]:
+def _input_files(paths: list[Path] | None, files_from: str | None,
+                 shard: str | None = None) -> tuple[list[Path], dict[str, str]]:
+    """The audio files to process (sorted, without duplicates, this shard's part) and any speakers
+    a `--files-from` CSV gives for them."""
     named: list[str] = [str(p) for p in paths or []]
-    from_list: list[str] = []  # a missing file here is an error row, not a usage error
+    listed = FileList()  # a missing file here is an error row, not a usage error
     if files_from is not None:
         if files_from == "-" and hasattr(sys.stdin, "reconfigure"):
             sys.stdin.reconfigure(errors="surrogateescape")  # file names need not be valid UTF-8
@@ -105,19 +109,19 @@ def _input_files(paths: list[Path] | None, files_from: str | None, shard: str | 
         except OSError as error:
             raise UsageError(f"cannot read --files-from {files_from}: {error.strerror}") from None
         with stream:
-            from_list.extend(line.rstrip("\r\n") for line in stream if line.strip())
-    listed = named + from_list
-    if not listed:
+            listed = read_file_list(stream, files_from)
+    given = named + listed.paths
+    if not given:
         raise UsageError("no input: give audio files or folders, or --files-from FILE")
-    files = find_audio_files(named, files_from=from_list)
+    files = find_audio_files(named, files_from=listed.paths)
     if not files:
-        raise UsageError(f"no audio files found in: {' '.join(listed[:3])}{' ...' if len(listed) > 3 else ''}")
+        raise UsageError(f"no audio files found in: {' '.join(given[:3])}{' ...' if len(given) > 3 else ''}")
     if shard is not None:
         part = Shard.parse(shard)
         selected = part.select(files)
         log.info("shard %s: %d of %d files", part, len(selected), len(files))
-        return selected
-    return files
+        files = selected
+    return files, listed.speakers
 
 
 def _pipeline_options(workers: int | None, **settings) -> PredictOptions:
@@ -210,14 +214,14 @@ def predict_command(
                         PredictOptions(encoder=encoder, encoder_source=encoder_source, model=model, device=device,
                                        batch_size=batch_size, normalization=normalize, half=half))
         return
+    files, speakers = _input_files(paths, files_from, shard)
     options = _pipeline_options(workers, encoder=encoder, encoder_source=encoder_source, model=model, device=device,
-                                batch_size=batch_size, normalization=normalize, half=half)
-    files = _input_files(paths, files_from, shard)
+                                batch_size=batch_size, normalization=normalize, half=half, speakers=speakers)
     target = OutputTarget(output, output_format, PREDICTION_SCHEMA, overwrite=overwrite, resume=resume)
     encoder_impl, persona_model = load_predictor(options)
     if persona_model.metadata.normalization != "none" and resume:
         raise UsageError("--resume cannot be combined with a normalised model: every file's prediction depends on the whole run")
-    check_normalization_groups(files, persona_model.metadata.normalization)
+    check_normalization_groups(files, persona_model.metadata.normalization, speakers)
     todo = _still_to_do(files, target)
     batches = predict(todo, encoder_impl, persona_model, options)
     failed = _write_rows(until_first_error(batches) if fail_fast else batches, target, len(todo), quiet, "predict")
@@ -235,7 +239,7 @@ def _predict_on_ray(paths, files_from, shard, output, overwrite, resume, fail_fa
     if options.normalization not in (None, "none"):
         raise UsageError("--engine ray predicts file by file; --normalize corpus/speaker needs the local engine")
     folder = check_output_folder(output, overwrite)
-    files = _input_files(paths, files_from, shard)
+    files, _ = _input_files(paths, files_from, shard)
     _, persona_model = load_predictor(options)  # fail here, in one line, before starting a cluster, if they are wrong
     if persona_model.metadata.normalization != "none":
         raise UsageError("--engine ray predicts file by file; a model trained with --normalize corpus/speaker needs the local engine")
@@ -268,7 +272,7 @@ def embed_command(
     _setup_logging(quiet)
     options = _pipeline_options(workers, encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size,
                                 half=half)
-    files = _input_files(paths, files_from, shard)
+    files, _ = _input_files(paths, files_from, shard)
     target = OutputTarget(output, output_format, EMBEDDING_SCHEMA, overwrite=overwrite, resume=resume)
     encoder_impl = load_encoder(encoder, device=resolve_device(device), source=encoder_source, half=half)
     todo = _still_to_do(files, target)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ import torch
 from persona_cli.audio import SAMPLE_RATE, SignalStats, display_path, iter_chunks
 from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_encoder
 from persona_cli.errors import AudioLoadError, ModelLoadingError, UsageError
+from persona_cli.file_lists import speaker_of
 from persona_cli.labels import EMOTIONS
 from persona_cli.memory import return_free_memory
 from persona_cli.normalization import MIN_GROUP_FILES, check_group_sizes, network_inputs
@@ -60,6 +61,9 @@ class PredictOptions:
     workers: int | None = None  # threads that each decode and embed groups of files (None: one per core; 0: none)
     normalization: str | None = None  # none, corpus or speaker (normalization.py); None: what the model was trained with
     half: bool = False  # run the encoder network in float16 (for GPUs; ge2e only)
+    # speaker per absolute file or folder path, from a --files-from CSV: the groups of `speaker`
+    # normalisation (files it does not cover are grouped by their parent folder)
+    speakers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -336,24 +340,30 @@ def predict(paths: Iterable[Path], encoder: Encoder, model: PersonaModel, option
         yield _prediction_rows(pending, encoder, model)
 
 
-def normalization_groups(paths: Sequence[Path], how: str) -> list[str]:
-    """Each file's normalisation group: the whole run for `corpus`, the parent folder for `speaker`."""
+def normalization_groups(paths: Sequence[Path], how: str, speakers: Mapping[str, str] | None = None) -> list[str]:
+    """Each file's normalisation group: the whole run for `corpus`; for `speaker`, the speaker that
+    `speakers` lists for the file (or a folder above it), else the file's parent folder."""
     if how == "corpus":
         return ["run"] * len(paths)
-    return [display_path(Path(path).parent) for path in paths]
+    groups = []
+    for path in paths:
+        speaker = speaker_of(path, speakers or {})
+        groups.append(f"speaker {speaker}" if speaker is not None else display_path(Path(path).parent))
+    return groups
 
 
-def check_normalization_groups(paths: Sequence[Path], how: str) -> None:
+def check_normalization_groups(paths: Sequence[Path], how: str, speakers: Mapping[str, str] | None = None) -> None:
     """Refuse, before any work, a run whose groups are too small to normalise."""
     if how != "none":
-        check_group_sizes(normalization_groups(paths, how), what="speaker folder" if how == "speaker" else "run")
+        what = "speaker" if speakers else "speaker folder" if how == "speaker" else "run"
+        check_group_sizes(normalization_groups(paths, how, speakers), what=what)
 
 
 def _predict_normalized(paths: list[Path], encoder: Encoder, model: PersonaModel,
                         options: PredictOptions) -> Iterator[list[dict]]:
     how = model.metadata.normalization
     results = list(embed_files(paths, encoder, options))
-    groups = normalization_groups([r.path for r in results], how)
+    groups = normalization_groups([r.path for r in results], how, options.speakers)
     good = [i for i, r in enumerate(results) if r.vector is not None]
     sizes = Counter(groups[i] for i in good)
     usable = [i for i in good if sizes[groups[i]] >= MIN_GROUP_FILES]

@@ -77,3 +77,38 @@ def test_corpus_normalisation_makes_a_prediction_depend_on_the_run(two_speakers,
 def test_normalize_option_must_match_the_model(two_speakers, tmp_path, capsys):
     code, _, err = run(["predict", str(two_speakers), "--normalize", "speaker"], capsys)  # the bundled model: none
     assert code == 2 and "trained with none normalisation" in err
+
+
+def test_a_files_from_csv_speaker_column_sets_the_speaker_groups(two_speakers, tmp_path, capsys):
+    """One flat folder, speakers in a CSV: the groups come from the column, not from the folder."""
+    model_path = _model_with("speaker", tmp_path)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    files, speakers = [], []
+    for source in sorted(two_speakers.rglob("*.wav")):
+        target = flat / f"{source.parent.name}_{source.name}"
+        target.write_bytes(source.read_bytes())
+        files.append(target)
+        speakers.append(source.parent.name)
+    listing = tmp_path / "calls.csv"
+    listing.write_text("path,speaker\n" + "".join(f"{f},{s}\n" for f, s in zip(files, speakers)))
+    code, _, err = run(["predict", "--files-from", str(listing), "--model", str(model_path), "-o", str(tmp_path / "p.csv")], capsys)
+    assert code == 0, err
+    rows = pd.read_csv(tmp_path / "p.csv").set_index("path").loc[[str(f) for f in files]]
+
+    vectors = np.stack([r.vector for r in embed_files(files, load_encoder("ge2e"), PredictOptions(workers=0))])
+    model = load_model(model_path)
+    by_speaker = model.predict(network_inputs(vectors, "speaker", speakers))
+    by_folder = model.predict(network_inputs(vectors, "speaker", ["flat"] * len(files)))
+    np.testing.assert_allclose(rows["age"], np.round(by_speaker.age_years, 1), atol=0.11)
+    assert not np.allclose(rows["age"], np.round(by_folder.age_years, 1), atol=0.11)
+
+
+def test_a_csv_speaker_with_too_few_files_is_refused_by_name(two_speakers, tmp_path, capsys):
+    model_path = _model_with("speaker", tmp_path)
+    files = sorted(two_speakers.rglob("*.wav"))
+    listing = tmp_path / "calls.csv"
+    listing.write_text("path,speaker\n" + "".join(f"{f},{'rare' if i < 2 else 'common'}\n" for i, f in enumerate(files)))
+    code, out, err = run(["predict", "--files-from", str(listing), "--model", str(model_path)], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "speaker rare (2)" in err
