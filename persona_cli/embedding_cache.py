@@ -2,7 +2,7 @@
 
 Keys. An entry is found by (encoder identity, file content):
 
-- the encoder identity is the encoder's name and dim, a cheap fingerprint of where its weights came
+- the encoder identity is the encoder's name, dim and revision, a cheap fingerprint of where its weights came
   from (the source string, plus size and mtime of the files when it names a local file or folder),
   the chunk length (it changes how long files are pooled) and CACHE_VERSION. All of it is hashed
   into one folder name, so two encoders, or one encoder with other weights, never share entries.
@@ -156,6 +156,7 @@ class EmbeddingCache:
                 "cache_version": CACHE_VERSION,
                 "encoder": self.encoder.name,
                 "dim": int(self.encoder.dim),
+                "revision": self.encoder.revision,
                 "class": f"{type(self.encoder).__module__}.{type(self.encoder).__qualname__}",
                 "source": source_fingerprint(self.encoder_source),
                 "chunk_seconds": float(options.chunk_seconds),

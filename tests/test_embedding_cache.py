@@ -171,6 +171,15 @@ def test_a_lost_or_damaged_index_only_costs_rehashing(tmp_path, clips, mfcc, mon
     assert cache.hits == len(clips)
 
 
+def test_a_new_encoder_revision_never_reads_the_old_revisions_entries(tmp_path, clips, mfcc, monkeypatch):
+    root = tmp_path / "cache"
+    EmbeddingCache(mfcc, root=root).embed(clips[:2], OPTIONS)
+    monkeypatch.setattr(mfcc, "revision", "next", raising=False)
+    revised = EmbeddingCache(mfcc, root=root)
+    revised.embed(clips[:2], OPTIONS)
+    assert (revised.hits, revised.misses) == (0, 2)
+
+
 def test_encoders_and_weights_never_share_entries(tmp_path, clips, mfcc):
     root = tmp_path / "cache"
     EmbeddingCache(mfcc, root=root).embed(clips[:2], OPTIONS)
@@ -181,7 +190,7 @@ def test_encoders_and_weights_never_share_entries(tmp_path, clips, mfcc):
     ge2e_cache.embed(clips[:2], OPTIONS)
     assert ge2e_cache.hits == 2
     mfcc_cache = EmbeddingCache(mfcc, root=root)
-    assert all(r.vector.shape == (80,) for r in mfcc_cache.embed(clips[:2], OPTIONS))
+    assert all(r.vector.shape == (160,) for r in mfcc_cache.embed(clips[:2], OPTIONS))
     assert mfcc_cache.hits == 2
 
     weights = tmp_path / "weights.pt"

@@ -18,7 +18,7 @@ from persona_cli.encoders.mel import power_mel, slaney_mel_filterbank
 from persona_cli.errors import UsageError
 from persona_cli.pipeline import EmbeddingResult, PredictOptions, embed_files
 
-DIMS = {"ge2e": 256, "mfcc": 80}
+DIMS = {"ge2e": 256, "mfcc": 160}
 #: the Encoder contract (encoders/base.py): batched and one-at-a-time agree to this
 BATCH_TOLERANCE = 1e-4
 
@@ -90,16 +90,24 @@ def test_power_mel_equals_librosa_melspectrogram():
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5)
 
 
-def test_mfcc_encoder_is_mean_and_std_of_librosa_mfccs(encoders):
+def test_mfcc_encoder_is_mean_and_std_of_librosa_mfccs_and_deltas_over_sounding_frames(encoders):
     librosa = pytest.importorskip("librosa")
     scipy_fft = pytest.importorskip("scipy.fft")
-    wave = voice_like(2.3, seed=5)
+    # a second of digital silence either side, as around an acted sentence: those frames must not count
+    silence = np.zeros(SAMPLE_RATE, np.float32)
+    wave = np.concatenate([silence, voice_like(2.3, seed=5), silence])
     mel = librosa.feature.melspectrogram(
-        y=wave, sr=SAMPLE_RATE, n_fft=512, hop_length=160, n_mels=64, pad_mode="constant"
+        y=wave, sr=SAMPLE_RATE, n_fft=1024, hop_length=160, n_mels=128, pad_mode="constant"
     )
     log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
     mfcc = scipy_fft.dct(log_mel, axis=0, type=2, norm="ortho")[:40]
-    expected = np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)])
+    edges = np.pad(mfcc, ((0, 0), (1, 1)), mode="edge")
+    delta = (edges[:, 2:] - edges[:, :-2]) / 2
+    energy_db = librosa.power_to_db(mel.sum(axis=0), ref=1.0, amin=1e-10, top_db=None)
+    sounding = energy_db > energy_db.max() - 40
+    assert 0.3 < sounding.mean() < 0.6  # the silence is really left out
+    mfcc, delta = mfcc[:, sounding], delta[:, sounding]
+    expected = np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1), delta.mean(axis=1), delta.std(axis=1)])
     np.testing.assert_allclose(encoders["mfcc"].embed([wave])[0], expected, rtol=1e-4, atol=1e-3)
 
 

@@ -19,6 +19,8 @@ class Encoder(abc.ABC):
     name: str
     #: length of one embedding vector
     dim: int
+    #: bumped whenever the vectors an encoder computes change, so cached embeddings are recomputed
+    revision: str = "1"
 
     @abc.abstractmethod
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:

@@ -19,6 +19,7 @@ class FusedEncoder(Encoder):
         self.parts = list(parts)
         self.name = "+".join(part.name for part in self.parts)
         self.dim = sum(part.dim for part in self.parts)
+        self.revision = "+".join(part.revision for part in self.parts)
         self._bounds = np.cumsum([0] + [part.dim for part in self.parts])
 
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
