@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from persona_cli import __version__
 from persona_cli.audio import display_path, find_audio_files
-from persona_cli.encoders import ENCODER_NAMES, load_encoder
+from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, load_encoder
 from persona_cli.errors import PersonaError, UsageError
 from persona_cli.file_lists import FileList, read_file_list
 from persona_cli.memory import keep_large_buffers_out_of_the_heap
@@ -303,7 +303,7 @@ def train_command(
     data: DataArg,
     folds: Annotated[int, typer.Option("--folds", min=0, help="Cross-validation folds (0 or 1: no CV, just train).")] = 5,
     split: Annotated[str, typer.Option("--split", help="speaker: folds grouped by speaker (honest); random: the paper's protocol.")] = "speaker",
-    encoder: EncoderOpt = "ge2e",
+    encoder: EncoderOpt = DEFAULT_ENCODER,
     encoder_source: SourceOpt = None,
     head: Annotated[Optional[str], typer.Option("--head", help="fcn (dense layers only; the default, it scored best here) or cnn (the paper's conv + dense net).")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training length (an upper bound with --paper-recipe's early stopping).")] = 20,

@@ -20,7 +20,7 @@ from persona_cli.encoders import Encoder, load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 from persona_cli.metrics import markdown_table, metrics_report
-from persona_cli.model import PersonaModel
+from persona_cli.model import PersonaModel, model_file_name
 from persona_cli.normalization import input_width, network_inputs
 from persona_cli.pipeline import PredictOptions, resolve_device
 from persona_cli.train import TrainConfig, Targets, cross_validate, fit, prediction_table, score
@@ -206,7 +206,7 @@ def headline_figures(report: dict) -> dict:
 
 
 def write_model(model: PersonaModel, out_dir: Path) -> Path:
-    return model.save(Path(out_dir) / f"persona-{model.metadata.encoder}.safetensors")
+    return model.save(Path(out_dir) / model_file_name(model.metadata.encoder, model.metadata.normalization))
 
 
 __all__ = ["LabelledFeatures", "compare", "comparison_table", "cross_corpus", "data_summary", "embed_corpora", "encoder_for",

@@ -159,6 +159,12 @@ def load_model(path: str | Path) -> PersonaModel:
     return PersonaModel(network, metadata, name=path.stem)
 
 
-def bundled_model_path(encoder: str) -> Path:
-    """Where the model shipped for `encoder` lives (it may not exist for every encoder)."""
-    return BUNDLED_MODELS / f"persona-{encoder}.safetensors"
+def model_file_name(encoder: str, normalization: str = "none") -> str:
+    """`persona-ENCODER[-NORMALIZATION].safetensors`: how trained and bundled models are named."""
+    suffix = "" if normalization == "none" else f"-{normalization}"
+    return f"persona-{encoder}{suffix}.safetensors"
+
+
+def bundled_model_path(encoder: str, normalization: str = "none") -> Path:
+    """Where the model shipped for `encoder` and `normalization` lives (not every pair has one)."""
+    return BUNDLED_MODELS / model_file_name(encoder, normalization)

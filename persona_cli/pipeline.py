@@ -36,7 +36,7 @@ import pyarrow as pa
 import torch
 
 from persona_cli.audio import SAMPLE_RATE, SignalStats, display_path, iter_chunks
-from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_encoder
+from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, is_encoder_name, load_encoder
 from persona_cli.errors import AudioLoadError, ModelLoadingError, UsageError
 from persona_cli.file_lists import speaker_of
 from persona_cli.labels import EMOTIONS
@@ -51,7 +51,7 @@ log = logging.getLogger("persona")
 class PredictOptions:
     """Settings for `persona predict` and `persona embed`."""
 
-    encoder: str | None = None  # None: the model's encoder (or ge2e when no model is named)
+    encoder: str | None = None  # None: the model's encoder (or DEFAULT_ENCODER when no model is named)
     encoder_source: str | None = None  # hub id or local folder for the encoder's weights
     model: str | None = None  # checkpoint path; None: the bundled model for the encoder
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -287,16 +287,16 @@ EMBEDDING_SCHEMA = pa.schema(
 def load_predictor(options: PredictOptions) -> tuple[Encoder, PersonaModel]:
     """Build the encoder and the model they ask for, and check that the two belong together."""
     device = resolve_device(options.device)
-    if options.encoder is not None and options.encoder not in ENCODER_NAMES:
+    if options.encoder is not None and not is_encoder_name(options.encoder):
         raise UsageError(f"unknown encoder {options.encoder!r}; choose one of: {', '.join(ENCODER_NAMES)}")
     if options.model is None:
         encoder_name = options.encoder or DEFAULT_ENCODER
-        model_path = bundled_model_path(encoder_name)
+        normalization = options.normalization or "none"
+        model_path = bundled_model_path(encoder_name, normalization)
         if not model_path.exists():
-            raise UsageError(
-                f"no bundled model for encoder {encoder_name!r}; pass --model FILE trained with "
-                f"`persona train --encoder {encoder_name}`"
-            )
+            wanted = f"encoder {encoder_name!r}" + (f" with --normalize {normalization}" if normalization != "none" else "")
+            flags = f"--encoder {encoder_name}" + (f" --normalize {normalization}" if normalization != "none" else "")
+            raise UsageError(f"no bundled model for {wanted}; pass --model FILE trained with `persona train {flags}`")
     else:
         model_path = Path(options.model)
     model = load_model(model_path)

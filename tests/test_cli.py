@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from conftest import SAMPLE_AUDIO, voice_like, run_cli as run
+from persona_cli.encoders import DEFAULT_ENCODER
 from persona_cli.pipeline import PREDICTION_SCHEMA
 
 COLUMNS = [
@@ -67,7 +68,7 @@ def test_sample_audio_gives_a_sensible_row_per_clip(capsys):
     correct = sum(truth[Path(p).name] == g for p, g in zip(table.path, table.gender))
     assert correct >= 8
     assert table.age.between(10, 90).all()
-    assert set(table.encoder) == {"ge2e"} and set(table["model"]) == {"persona-ge2e"}
+    assert set(table.encoder) == {"ge2e+prosody+mfcc"} and set(table["model"]) == {"persona-ge2e+prosody+mfcc"}
     assert "9 files" in err  # the summary line goes to stderr, never into the results
 
 
@@ -101,7 +102,7 @@ def test_format_option_and_stdout_dash(tmp_path: Path, capsys):
     code, _, _ = run(["predict", str(SAMPLE_AUDIO), "-q", "-o", str(target), "--format", "jsonl"], capsys)
     assert code == 0
     assert len(target.read_text().splitlines()) == 9
-    assert json.loads(target.read_text().splitlines()[0])["encoder"] == "ge2e"
+    assert json.loads(target.read_text().splitlines()[0])["encoder"] == DEFAULT_ENCODER
     code, out, _ = run(["predict", str(SAMPLE_AUDIO), "-q", "-o", "-"], capsys)
     assert code == 0 and out.startswith("path,duration_s,")
 

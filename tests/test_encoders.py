@@ -212,7 +212,7 @@ def test_pool_is_duration_weighted_mean(encoders):
 
 def test_registry_names():
     assert {"ge2e", "mfcc", "xvector", "ecapa"} <= set(ENCODER_NAMES)
-    assert DEFAULT_ENCODER == "ge2e"
+    assert DEFAULT_ENCODER == "ge2e+prosody+mfcc"
 
 
 def test_unknown_encoder_is_a_usage_error():

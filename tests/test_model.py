@@ -263,23 +263,31 @@ def test_damaged_checkpoint_messages_say_what_is_wrong(tmp_path, kind, expected)
 # --- the bundled model ------------------------------------------------------------------------------
 
 
-def test_bundled_ge2e_model():
-    path = bundled_model_path("ge2e")
+BUNDLED = [("ge2e+prosody+mfcc", "none", 453), ("ge2e+prosody+mfcc", "speaker", 453),
+           ("ge2e+prosody+mfcc", "corpus", 453), ("ge2e", "none", 256)]
+
+
+@pytest.mark.parametrize(("encoder", "normalization", "dim"), BUNDLED)
+def test_bundled_models(encoder, normalization, dim):
+    path = bundled_model_path(encoder, normalization)
     assert path.is_file()
 
     model = load_model(path)
 
-    assert model.name == path.stem == "persona-ge2e"
-    assert model.metadata.encoder == "ge2e" and model.metadata.encoder_dim == 256
+    assert model.name == path.stem
+    assert model.metadata.encoder == encoder and model.metadata.encoder_dim == dim
+    assert model.metadata.normalization == normalization
     assert model.metadata.emotions == ["anger", "disgust", "fear", "happy", "neutral", "sad"]
     assert model.metadata.genders == ["female", "male"]
     assert model.metadata.age_std > 0 and 15 < model.metadata.age_mean < 70
     summary = json.dumps(model.metadata.training).lower()
     for corpus in ("ravdess", "emodb", "commonvoice"):
         assert corpus in summary
-    predictions = model.predict(embeddings(3, 256) / 16)  # roughly unit-norm vectors, like GE2E's
+    width = 2 * dim if normalization == "speaker" else dim  # speaker: raw and normalised side by side
+    inputs = model.network.feature_mean.numpy() + embeddings(3, width) * model.network.feature_std.numpy()
+    predictions = model.predict(inputs)
     np.testing.assert_allclose(predictions.emotion_probs.sum(axis=1), 1.0, atol=1e-5)
-    assert np.isfinite(predictions.age_years).all()
+    assert np.isfinite(predictions.age_years).all() and (np.abs(predictions.age_years - 40) < 40).all()
 
 
 def test_no_bundled_model_for_mfcc():
@@ -289,10 +297,10 @@ def test_no_bundled_model_for_mfcc():
 # --- load_predictor: encoder and model must match ----------------------------------------------------
 
 
-def test_load_predictor_defaults_to_bundled_ge2e():
+def test_load_predictor_defaults_to_bundled_ge2e_prosody():
     encoder, model = load_predictor(PredictOptions(device="cpu"))
-    assert encoder.name == "ge2e" and encoder.dim == 256
-    assert model.name == "persona-ge2e"
+    assert encoder.name == "ge2e+prosody+mfcc" and encoder.dim == 453
+    assert model.name == "persona-ge2e+prosody+mfcc"
 
 
 def test_model_for_another_encoder_is_refused(tmp_path):
@@ -315,11 +323,11 @@ def test_unknown_encoder_is_a_usage_error():
 
 def test_checkpoint_dimension_must_match_the_encoder(tmp_path):
     path = random_model("mfcc", 99).save(tmp_path / "odd.safetensors")
-    with pytest.raises(ModelLoadingError, match=r"expects 99-d mfcc embeddings, but this encoder gives 80-d"):
+    with pytest.raises(ModelLoadingError, match=r"expects 99-d mfcc embeddings, but this encoder gives 160-d"):
         load_predictor(PredictOptions(model=str(path), device="cpu"))
 
 
 def test_model_trained_on_mfcc_loads_with_its_encoder(tmp_path):
-    path = random_model("mfcc", 80, head="fcn").save(tmp_path / "mfcc-model.safetensors")
+    path = random_model("mfcc", 160, head="fcn").save(tmp_path / "mfcc-model.safetensors")
     encoder, model = load_predictor(PredictOptions(model=str(path), device="cpu"))
     assert encoder.name == "mfcc" and model.name == "mfcc-model" and model.metadata.head == "fcn"

@@ -75,8 +75,25 @@ def test_corpus_normalisation_makes_a_prediction_depend_on_the_run(two_speakers,
 
 
 def test_normalize_option_must_match_the_model(two_speakers, tmp_path, capsys):
-    code, _, err = run(["predict", str(two_speakers), "--normalize", "speaker"], capsys)  # the bundled model: none
-    assert code == 2 and "trained with none normalisation" in err
+    model_path = _model_with("corpus", tmp_path)
+    code, _, err = run(["predict", str(two_speakers), "--model", str(model_path), "--normalize", "speaker"], capsys)
+    assert code == 2 and "trained with corpus normalisation" in err
+
+
+@pytest.mark.parametrize("normalization", ["speaker", "corpus"])
+def test_normalize_without_a_model_picks_the_bundled_model_trained_that_way(two_speakers, tmp_path, capsys, normalization):
+    output = tmp_path / "p.csv"
+    code, _, err = run(["predict", str(two_speakers), "--normalize", normalization, "-o", str(output)], capsys)
+    assert code == 0, err
+    rows = pd.read_csv(output)
+    assert set(rows["model"]) == {f"persona-ge2e+prosody+mfcc-{normalization}"} and set(rows["normalization"]) == {normalization}
+    assert rows["error"].isna().all() and rows["age"].between(10, 90).all()
+
+
+def test_normalize_for_an_encoder_without_such_a_bundled_model_is_a_usage_error(two_speakers, capsys):
+    code, out, err = run(["predict", str(two_speakers), "--encoder", "ge2e", "--normalize", "speaker"], capsys)
+    assert code == 2 and out == ""
+    assert "no bundled model for encoder 'ge2e' with --normalize speaker" in err
 
 
 def test_a_files_from_csv_speaker_column_sets_the_speaker_groups(two_speakers, tmp_path, capsys):

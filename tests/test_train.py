@@ -199,8 +199,10 @@ def test_speaker_normalised_training_round_trips_through_train_and_eval(tiny_cor
     code, _, err = run(["train", str(tiny_corpus), "--folds", "0", "--epochs", "2", "--normalize", "speaker",
                         "--out", str(out)], capsys)
     assert code == 0, err
-    model = load_model(next(out.glob("*.safetensors")))
-    assert model.metadata.normalization == "speaker" and model.metadata.encoder_dim == 256
-    assert model.network.feature_mean.shape == (512,)
-    code, _, err = run(["eval", "--model", str(next(out.glob("*.safetensors"))), str(tiny_corpus)], capsys)
+    # the default encoder, and a name that says how it normalises
+    model_path = out / "persona-ge2e+prosody+mfcc-speaker.safetensors"
+    model = load_model(model_path)
+    assert model.metadata.normalization == "speaker" and model.metadata.encoder_dim == 453
+    assert model.network.feature_mean.shape == (2 * 453,)
+    code, _, err = run(["eval", "--model", str(model_path), str(tiny_corpus)], capsys)
     assert code == 0, err
