@@ -1,6 +1,7 @@
 """Throughput of `persona predict` against a naive one-file-at-a-time loop, printed as JSON.
 
-    python benchmarks/throughput.py                      # Common Voice MP3 clips in ../shared/data
+    python benchmarks/throughput.py                      # the default model on Common Voice MP3 clips in ../shared/data
+    python benchmarks/throughput.py --encoder ge2e       # the fast bundled model
     python benchmarks/throughput.py DIR... --limit 500   # any audio
     python benchmarks/throughput.py --encoder xvector --random-weights   # full-size x-vector, random weights
 
@@ -13,7 +14,9 @@ machine to itself and its peak RSS is its own (from wait4):
 - `naive`: what a script written against the encoder's own library does, per file: decode with
   soundfile, resample with soxr, embed that file alone with the library's single-file call
   (resemblyzer's `preprocess_wav` + `VoiceEncoder.embed_utterance` for ge2e; SpeechBrain's
-  `encode_batch` on a batch of one for xvector/ecapa), then run the persona head on the vector.
+  `encode_batch` on a batch of one for xvector/ecapa; persona's own encoder on one wave for the
+  feature sets, prosody and mfcc, that have no library of their own; each part in turn for a fusion
+  such as the default ge2e+prosody+mfcc), then run the persona head on the vector.
   Its rate is timed over that loop only, after imports and model loading, which flatters the
   baseline a little; the ratio is therefore a lower bound.
 
@@ -33,13 +36,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "commonvoice"
+sys.path.insert(0, str(REPO))
+from persona_cli.encoders import DEFAULT_ENCODER  # noqa: E402 - light: the registry imports encoders lazily
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="*", type=Path, help=f"audio files or folders (default: {DEFAULT_CORPUS})")
     parser.add_argument("--limit", type=int, help="use only the first N files (sorted by path)")
-    parser.add_argument("--encoder", default="ge2e", help="ge2e (default), xvector, ecapa or mfcc")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER,
+                        help=f"{DEFAULT_ENCODER} (default, the bundled model's), ge2e, xvector, ecapa, mfcc or any A+B")
     parser.add_argument("--encoder-source", help="folder with the encoder's weights (xvector/ecapa)")
     parser.add_argument("--random-weights", action="store_true",
                         help="xvector/ecapa: build a full-size random-weight model folder (speed only)")
@@ -161,7 +167,14 @@ def _naive_child(file_list: str, model_path: str, source: str, encoder_name: str
 
 
 def _single_file_embedder(encoder_name: str, source: str):
-    """The encoder library's own one-file call, as a function of a 16 kHz wave."""
+    """The encoder library's own one-file call, as a function of a 16 kHz wave (for a fusion "A+B",
+    each part's call on the same wave, concatenated)."""
+    if "+" in encoder_name:
+        import numpy as np
+
+        first, *others = encoder_name.split("+")
+        parts = [_single_file_embedder(first, source), *(_single_file_embedder(part, "") for part in others)]
+        return lambda wave: np.concatenate([embed(wave) for embed in parts])
     if encoder_name == "ge2e":
         from resemblyzer import VoiceEncoder, preprocess_wav
 
