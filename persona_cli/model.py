@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,7 +126,15 @@ class PersonaModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
         save_file(state, str(path), metadata={METADATA_KEY: json.dumps(dataclasses.asdict(self.metadata))})
+        # safetensors creates the file owner-only (0600); a model is meant to be shared like any output
+        path.chmod(0o666 & ~_current_umask())
         return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def build_network(metadata: ModelMetadata) -> PersonaNet:

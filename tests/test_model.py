@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -331,3 +332,12 @@ def test_model_trained_on_mfcc_loads_with_its_encoder(tmp_path):
     path = random_model("mfcc", 160, head="fcn").save(tmp_path / "mfcc-model.safetensors")
     encoder, model = load_predictor(PredictOptions(model=str(path), device="cpu"))
     assert encoder.name == "mfcc" and model.name == "mfcc-model" and model.metadata.head == "fcn"
+
+
+def test_a_saved_model_gets_the_usual_file_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = random_model("ge2e", 256).save(tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
