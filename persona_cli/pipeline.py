@@ -355,7 +355,7 @@ def normalization_groups(paths: Sequence[Path], how: str, speakers: Mapping[str,
 def check_normalization_groups(paths: Sequence[Path], how: str, speakers: Mapping[str, str] | None = None) -> None:
     """Refuse, before any work, a run whose groups are too small to normalise."""
     if how != "none":
-        what = "speaker" if speakers else "speaker folder" if how == "speaker" else "run"
+        what = "run" if how == "corpus" else "speaker" if speakers else "speaker folder"
         check_group_sizes(normalization_groups(paths, how, speakers), what=what)
 
 

@@ -129,3 +129,13 @@ def test_a_csv_speaker_with_too_few_files_is_refused_by_name(two_speakers, tmp_p
     code, out, err = run(["predict", "--files-from", str(listing), "--model", str(model_path)], capsys)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "speaker rare (2)" in err
+
+
+def test_a_corpus_model_names_the_run_even_when_a_csv_gives_speakers(two_speakers, tmp_path, capsys):
+    model_path = _model_with("corpus", tmp_path)
+    files = sorted(two_speakers.rglob("*.wav"))[:3]
+    listing = tmp_path / "calls.csv"
+    listing.write_text("path,speaker\n" + "".join(f"{f},anna\n" for f in files))
+    code, out, err = run(["predict", "--files-from", str(listing), "--model", str(model_path)], capsys)
+    assert code == 2 and out == ""
+    assert "run normalisation needs at least" in err and "speaker" not in err
