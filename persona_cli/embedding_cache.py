@@ -2,9 +2,10 @@
 
 Keys. An entry is found by (encoder identity, file content):
 
-- the encoder identity is the encoder's name, dim and revision, a cheap fingerprint of where its weights came
-  from (the source string, plus size and mtime of the files when it names a local file or folder),
-  the chunk length (it changes how long files are pooled) and CACHE_VERSION. All of it is hashed
+- the encoder identity is the encoder's name, dim and revision (bumped when its features change), a
+  cheap fingerprint of where its weights came from (the source string, plus size and mtime of the
+  files when it names a local file or folder), the chunk length (it changes how long files are
+  pooled) and CACHE_VERSION. All of it is hashed
   into one folder name, so two encoders, or one encoder with other weights, never share entries.
   The device is deliberately left out: CPU and GPU agree to the 1e-4 the encoders promise anyway.
 - the file content is the sha256 of the file's bytes, so renamed or copied clips are hits and a
