@@ -294,9 +294,9 @@ def load_predictor(options: PredictOptions) -> tuple[Encoder, PersonaModel]:
         normalization = options.normalization or "none"
         model_path = bundled_model_path(encoder_name, normalization)
         if not model_path.exists():
-            wanted = f"encoder {encoder_name!r}" + (f" with --normalize {normalization}" if normalization != "none" else "")
-            flags = f"--encoder {encoder_name}" + (f" --normalize {normalization}" if normalization != "none" else "")
-            raise UsageError(f"no bundled model for {wanted}; pass --model FILE trained with `persona train {flags}`")
+            normalize_flag = "" if normalization == "none" else f" --normalize {normalization}"
+            raise UsageError(f"no bundled model for encoder {encoder_name!r}{' with' + normalize_flag if normalize_flag else ''}; "
+                             f"pass --model FILE trained with `persona train --encoder {encoder_name}{normalize_flag}`")
     else:
         model_path = Path(options.model)
     model = load_model(model_path)

@@ -11,10 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${PERSONA_SHARED_DATA:-../shared/data}
 train() {  # train ENCODER NORMALIZATION
-    local name="persona-$1" && [ "$2" != none ] && name="$name-$2"
+    local name="$1"
+    [ "$2" = none ] || name="$name-$2"
     persona train "$data/ravdess" "$data/emodb" "$data/commonvoice" --encoder "$1" --normalize "$2" \
-        --folds 5 --out "runs/bundled-${name#persona-}" "${extra[@]}"
-    cp "runs/bundled-${name#persona-}/$name.safetensors" persona_cli/models/
+        --folds 5 --out "runs/bundled-$name" "${extra[@]}"
+    cp "runs/bundled-$name/persona-$name.safetensors" persona_cli/models/
 }
 extra=("$@")
 train ge2e+prosody+mfcc none
