@@ -18,7 +18,7 @@ from persona_cli.encoders.mel import power_mel, slaney_mel_filterbank
 from persona_cli.errors import UsageError
 from persona_cli.pipeline import EmbeddingResult, PredictOptions, embed_files
 
-DIMS = {"ge2e": 256, "mfcc": 160}
+DIMS = {"ge2e": 256, "ge2e-layers": 1280, "mfcc": 160}
 #: the Encoder contract (encoders/base.py): batched and one-at-a-time agree to this
 BATCH_TOLERANCE = 1e-4
 
@@ -128,6 +128,34 @@ def test_ge2e_equals_resemblyzer_on_real_speech(encoders, real_clips):
     assert np.abs(ours[0] - ours[-1]).max() > 1e-2
 
 
+def test_ge2e_layers_are_the_embedding_and_statistics_of_resemblyzers_own_lstm_outputs(encoders, real_clips):
+    """The first 256 values are ge2e's embedding; the rest are the mean and std, over every frame of
+    every partial, of the middle layer's outputs (a 2-layer LSTM holding resemblyzer's first two layers)
+    and of the top layer's (resemblyzer's 3-layer LSTM's own output)."""
+    resemblyzer = pytest.importorskip("resemblyzer")
+    reference_encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
+    lower = torch.nn.LSTM(40, 256, 2, batch_first=True)
+    lower.load_state_dict({k: v for k, v in reference_encoder.lstm.state_dict().items() if not k.endswith("_l2")})
+    waves = [load_audio(path) for path in real_clips]
+    expected = []
+    for wave in waves:
+        wave = resemblyzer.preprocess_wav(wave)
+        # embed_utterance's defaults: a partial every 1/1.3 s, a last one kept if 75 % covered
+        wave_slices, mel_slices = resemblyzer.VoiceEncoder.compute_partial_slices(len(wave), 1.3, 0.75)
+        mel = resemblyzer.wav_to_mel_spectrogram(np.pad(wave, (0, max(0, wave_slices[-1].stop - len(wave)))))
+        partials = torch.from_numpy(np.stack([mel[s] for s in mel_slices]))
+        with torch.inference_mode():
+            middle = lower(partials)[0].reshape(-1, 256).double()
+            top = reference_encoder.lstm(partials)[0].reshape(-1, 256).double()
+        expected.append(np.concatenate([middle.mean(0), top.mean(0), middle.std(0, correction=0), top.std(0, correction=0)]))
+
+    ours = encoders["ge2e-layers"].embed(waves)
+
+    np.testing.assert_array_equal(ours[:, :256], encoders["ge2e"].embed(waves))
+    np.testing.assert_allclose(ours[:, 256:], np.stack(expected), rtol=0, atol=1e-4)
+    assert np.abs(ours[0, 256:] - ours[-1, 256:]).max() > 1e-2
+
+
 # --- batching -----------------------------------------------------------------------------------
 
 
@@ -194,8 +222,8 @@ def test_edge_inputs_give_finite_vectors(encoders, name, wave):
     vector = encoders[name].embed([wave])
     assert vector.shape == (1, DIMS[name])
     assert np.isfinite(vector).all()
-    if name == "ge2e":
-        assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+    if name.startswith("ge2e"):
+        assert np.linalg.norm(vector[0, :256]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_pool_is_duration_weighted_mean(encoders):
@@ -205,6 +233,21 @@ def test_pool_is_duration_weighted_mean(encoders):
     np.testing.assert_allclose(encoders["mfcc"].pool(chunks, seconds), mean, atol=1e-6)
     # GE2E renormalises the pooled vector back onto the unit sphere
     np.testing.assert_allclose(encoders["ge2e"].pool(chunks, seconds), mean / np.linalg.norm(mean), atol=1e-6)
+
+
+def test_ge2e_layers_pool_gives_the_statistics_of_all_the_chunks_frames(encoders):
+    """Pooling chunks' [embedding | means | stds] gives the mean and std of their frames put together,
+    when each chunk's frame count is proportional to its duration."""
+    rng = np.random.default_rng(0)
+    frames = [rng.normal(size=(n, 512)) * rng.uniform(0.1, 1, 512) + rng.uniform(-1, 1, 512) for n in (300, 300, 150)]
+    embeddings = np.abs(rng.normal(size=(3, 256)))
+    chunks = np.stack([np.concatenate([e / np.linalg.norm(e), f.mean(0), f.std(0)]) for e, f in zip(embeddings, frames)])
+
+    pooled = encoders["ge2e-layers"].pool(chunks.astype(np.float32), np.array([30.0, 30.0, 15.0]))
+
+    everything = np.concatenate(frames)
+    np.testing.assert_allclose(pooled[:256], encoders["ge2e"].pool(chunks[:, :256], np.array([30.0, 30.0, 15.0])), atol=1e-6)
+    np.testing.assert_allclose(pooled[256:], np.concatenate([everything.mean(0), everything.std(0)]), atol=1e-5)
 
 
 # --- registry -----------------------------------------------------------------------------------
@@ -236,7 +279,7 @@ def long_file(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
 
 # ge2e once, on the path where a file's chunks are handed to the encoder before the file ends
 @pytest.mark.parametrize(
-    ("name", "batch_size"), [("ge2e", 2), ("mfcc", 1), ("mfcc", 2), ("mfcc", 32)]
+    ("name", "batch_size"), [("ge2e", 2), ("ge2e-layers", 2), ("mfcc", 1), ("mfcc", 2), ("mfcc", 32)]
 )
 def test_long_file_is_embedded_in_pooled_chunks(encoders, long_file, name, batch_size):
     encoder = encoders[name]
@@ -414,11 +457,12 @@ def test_silence_trimming_does_not_depend_on_the_files_before(ravdess_clips):
     np.testing.assert_array_equal(trim_long_silences(first), alone)
 
 
-def test_half_precision_agrees_with_full_precision(real_clips):
+@pytest.mark.parametrize("name", ["ge2e", "ge2e-layers"])
+def test_half_precision_agrees_with_full_precision(real_clips, name):
     """The float16 path (meant for GPUs; a CPU runs it too, slowly) against float32 on real speech."""
     waves = [load_audio(path) for path in real_clips]
-    full = load_encoder("ge2e").embed(waves)
-    half = load_encoder("ge2e", half=True).embed(waves)
+    full = load_encoder(name).embed(waves)
+    half = load_encoder(name, half=True).embed(waves)
     assert half.dtype == np.float32
     cosine = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
     assert cosine.min() > 0.999
@@ -426,5 +470,5 @@ def test_half_precision_agrees_with_full_precision(real_clips):
 
 
 def test_half_precision_is_refused_where_it_is_not_implemented():
-    with pytest.raises(UsageError, match="--half is available for ge2e only"):
+    with pytest.raises(UsageError, match="--half is available for ge2e, ge2e-layers only"):
         load_encoder("mfcc", half=True)

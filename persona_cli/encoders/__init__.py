@@ -10,6 +10,7 @@ from persona_cli.errors import UsageError
 #: name -> (module, factory function); each factory takes (device, source) keyword arguments
 _REGISTRY: dict[str, tuple[str, str]] = {
     "ge2e": ("persona_cli.encoders.ge2e", "load_ge2e"),
+    "ge2e-layers": ("persona_cli.encoders.ge2e", "load_ge2e_layers"),
     "mfcc": ("persona_cli.encoders.mfcc", "load_mfcc"),
     "xvector": ("persona_cli.encoders.speechbrain", "load_xvector"),
     "ecapa": ("persona_cli.encoders.speechbrain", "load_ecapa"),
@@ -18,7 +19,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 }
 
 #: fused encoders offered by name; any "A+B" of registered names also works
-FUSED_NAMES = ("ge2e+prosody+mfcc", "ge2e+prosody", "ge2e+egemaps")
+FUSED_NAMES = ("ge2e-layers+prosody+mfcc", "ge2e+prosody+mfcc", "ge2e+prosody", "ge2e+egemaps")
 ENCODER_NAMES = tuple(_REGISTRY) + FUSED_NAMES
 # the speaker embedding, 37 prosodic functionals and MFCC statistics: emotion 6 points better than
 # ge2e alone on RAVDESS (README, "Training"), at about 335 audio-s/s on 2 CPU cores against 540
@@ -31,7 +32,7 @@ def is_encoder_name(name: str) -> bool:
 
 
 #: encoders with a float16 path (`half=True`), checked against float32 in tests/test_encoders.py
-HALF_PRECISION = ("ge2e",)
+HALF_PRECISION = ("ge2e", "ge2e-layers")
 
 
 def load_encoder(name: str, device: str = "cpu", source: str | None = None, half: bool = False) -> Encoder:
