@@ -311,17 +311,17 @@ def test_long_recording_through_the_cli(tmp_path, capsys):
 def test_encoder_failure_on_one_file_is_its_row(tmp_path, raised, message, monkeypatch, capsys):
     for name, seconds in [("a.wav", 1.0), ("b_poison.wav", 1.5), ("c.wav", 2.0)]:
         sf.write(tmp_path / name, voice_like(seconds, f0=120 + 40 * seconds), SAMPLE_RATE)
-    original = GE2EEncoder.embed
+    original = GE2EEncoder.run  # the forward pass of ge2e and of the default's ge2e-layers
 
-    def embed(self, waves):
-        vectors = original(self, waves)
+    def run_network(self, waves, keep_layers):
+        vectors, layer_stats = original(self, waves, keep_layers)
         if any(len(w) == int(1.5 * SAMPLE_RATE) for w in waves):
             if raised is not None:
                 raise raised
             vectors[[i for i, w in enumerate(waves) if len(w) == int(1.5 * SAMPLE_RATE)]] = np.nan
-        return vectors
+        return vectors, layer_stats
 
-    monkeypatch.setattr(GE2EEncoder, "embed", embed)
+    monkeypatch.setattr(GE2EEncoder, "run", run_network)
     code, out, err = run(["predict", str(tmp_path), "-q"], capsys)
     rows = by_name(pd.read_csv(io.StringIO(out)))
     assert code == 1 and "Traceback" not in err

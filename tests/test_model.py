@@ -264,8 +264,8 @@ def test_damaged_checkpoint_messages_say_what_is_wrong(tmp_path, kind, expected)
 # --- the bundled model ------------------------------------------------------------------------------
 
 
-BUNDLED = [("ge2e+prosody+mfcc", "none", 453), ("ge2e+prosody+mfcc", "speaker", 453),
-           ("ge2e+prosody+mfcc", "corpus", 453), ("ge2e", "none", 256)]
+BUNDLED = [("ge2e-layers+prosody+mfcc", "none", 1477), ("ge2e-layers+prosody+mfcc", "speaker", 1477),
+           ("ge2e-layers+prosody+mfcc", "corpus", 1477), ("ge2e", "none", 256)]
 
 
 @pytest.mark.parametrize(("encoder", "normalization", "dim"), BUNDLED)
@@ -298,10 +298,10 @@ def test_no_bundled_model_for_mfcc():
 # --- load_predictor: encoder and model must match ----------------------------------------------------
 
 
-def test_load_predictor_defaults_to_bundled_ge2e_prosody():
+def test_load_predictor_defaults_to_the_bundled_default_model():
     encoder, model = load_predictor(PredictOptions(device="cpu"))
-    assert encoder.name == "ge2e+prosody+mfcc" and encoder.dim == 453
-    assert model.name == "persona-ge2e+prosody+mfcc"
+    assert encoder.name == "ge2e-layers+prosody+mfcc" and encoder.dim == 1477
+    assert model.name == "persona-ge2e-layers+prosody+mfcc"
 
 
 def test_model_for_another_encoder_is_refused(tmp_path):

@@ -200,9 +200,9 @@ def test_speaker_normalised_training_round_trips_through_train_and_eval(tiny_cor
                         "--out", str(out)], capsys)
     assert code == 0, err
     # the default encoder, and a name that says how it normalises
-    model_path = out / "persona-ge2e+prosody+mfcc-speaker.safetensors"
+    model_path = out / "persona-ge2e-layers+prosody+mfcc-speaker.safetensors"
     model = load_model(model_path)
-    assert model.metadata.normalization == "speaker" and model.metadata.encoder_dim == 453
-    assert model.network.feature_mean.shape == (2 * 453,)
+    assert model.metadata.normalization == "speaker" and model.metadata.encoder_dim == 1477
+    assert model.network.feature_mean.shape == (2 * 1477,)
     code, _, err = run(["eval", "--model", str(model_path), str(tiny_corpus)], capsys)
     assert code == 0, err
