@@ -13,10 +13,11 @@ machine to itself and its peak RSS is its own (from wait4):
   the head and writing Parquet are all inside its audio-seconds per wall-second.
 - `naive`: what a script written against the encoder's own library does, per file: decode with
   soundfile, resample with soxr, embed that file alone with the library's single-file call
-  (resemblyzer's `preprocess_wav` + `VoiceEncoder.embed_utterance` for ge2e; SpeechBrain's
+  (resemblyzer's `preprocess_wav` + `VoiceEncoder.embed_utterance` for ge2e, and for ge2e-layers the
+  same preprocessing with resemblyzer's LSTM run on the file's partials directly; SpeechBrain's
   `encode_batch` on a batch of one for xvector/ecapa; persona's own encoder on one wave for the
   feature sets, prosody and mfcc, that have no library of their own; each part in turn for a fusion
-  such as the default ge2e+prosody+mfcc), then run the persona head on the vector.
+  such as the default ge2e-layers+prosody+mfcc), then run the persona head on the vector.
   Its rate is timed over that loop only, after imports and model loading, which flatters the
   baseline a little; the ratio is therefore a lower bound.
 
@@ -180,6 +181,8 @@ def _single_file_embedder(encoder_name: str, source: str):
 
         voice_encoder = VoiceEncoder("cpu", verbose=False)
         return lambda wave: voice_encoder.embed_utterance(preprocess_wav(wave, source_sr=16_000))
+    if encoder_name == "ge2e-layers":
+        return _resemblyzer_layers_embedder()
     if encoder_name in ("xvector", "ecapa"):
         import torch
 
@@ -196,6 +199,34 @@ def _single_file_embedder(encoder_name: str, source: str):
 
     encoder = load_encoder(encoder_name)
     return lambda wave: encoder.embed([wave])[0]
+
+
+def _resemblyzer_layers_embedder():
+    """ge2e-layers written against resemblyzer: its preprocessing, partial slicing and mel spectrogram,
+    its 3-layer LSTM for the embedding and the top layer's outputs, and a 2-layer LSTM holding its
+    first two layers' weights for the middle layer's outputs; one file per call."""
+    import numpy as np
+    import torch
+    from resemblyzer import VoiceEncoder, preprocess_wav, wav_to_mel_spectrogram
+
+    voice_encoder = VoiceEncoder("cpu", verbose=False)
+    lower = torch.nn.LSTM(40, 256, 2, batch_first=True)
+    lower.load_state_dict({k: v for k, v in voice_encoder.lstm.state_dict().items() if not k.endswith("_l2")})
+
+    def embed(wave):
+        wave = preprocess_wav(wave, source_sr=16_000)
+        wave_slices, mel_slices = voice_encoder.compute_partial_slices(len(wave), 1.3, 0.75)
+        mel = wav_to_mel_spectrogram(np.pad(wave, (0, max(0, wave_slices[-1].stop - len(wave)))))
+        partials = torch.from_numpy(np.stack([mel[s] for s in mel_slices]))
+        with torch.inference_mode():
+            top, (hidden, _) = voice_encoder.lstm(partials)
+            embeds = torch.relu(voice_encoder.linear(hidden[-1]))
+            embedding = (embeds / torch.linalg.vector_norm(embeds, dim=1, keepdim=True)).mean(0)
+            frames = torch.cat([lower(partials)[0], top], dim=2).reshape(-1, 512)
+        return np.concatenate([(embedding / torch.linalg.vector_norm(embedding)).numpy(),
+                               frames.mean(0).numpy(), frames.std(0, correction=0).numpy()])
+
+    return embed
 
 
 def _random_weight_folder(folder: Path, encoder_name: str) -> Path:
