@@ -143,13 +143,13 @@ class SpeakerLSTM(nn.Module):
         self.upper = nn.LSTM(hidden, hidden, 1, batch_first=True)
         self.linear = nn.Linear(hidden, embedding)
 
-    def forward(self, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, mels: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """For a (batch, frames, 40) mel tensor: the embeddings, and the middle and top layers' outputs
-        at every frame side by side (batch, frames, 512)."""
+        at every frame, each (batch, frames, 256)."""
         middle, _ = self.lower(mels)
         top, (hidden, _) = self.upper(middle)
         embeds = torch.relu(self.linear(hidden[-1]))
-        return embeds / torch.linalg.vector_norm(embeds, dim=1, keepdim=True), torch.cat([middle, top], dim=2)
+        return embeds / torch.linalg.vector_norm(embeds, dim=1, keepdim=True), (middle, top)
 
     def load_resemblyzer_state(self, state: dict[str, torch.Tensor]) -> None:
         """Load resemblyzer's `lstm.*_l0/_l1/_l2` and `linear.*` weights into the split LSTM."""
@@ -209,10 +209,10 @@ class GE2EEncoder(Encoder):
         partial_embeds, partial_moments = [], []
         for i in range(0, all_partials.shape[0], MAX_PARTIALS_PER_FORWARD):
             batch = all_partials[i : i + MAX_PARTIALS_PER_FORWARD].to(self.device, self.dtype, non_blocking=on_gpu)
-            embeds, outputs = self.network(batch)
+            embeds, layer_outputs = self.network(batch)
             partial_embeds.append(embeds.float().cpu())
             if keep_layers:  # first and second moments over each partial's frames
-                outputs = outputs.float()
+                outputs = torch.cat(layer_outputs, dim=2).float()
                 partial_moments.append(torch.cat([outputs.mean(1), outputs.square().mean(1)], dim=1).cpu())
         means = torch.stack([group.mean(0) for group in torch.cat(partial_embeds).split(counts)])
         embeddings = (means / torch.linalg.vector_norm(means, dim=1, keepdim=True)).numpy().astype(np.float32)
