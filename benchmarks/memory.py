@@ -1,7 +1,7 @@
 """Does `persona predict`'s memory stay flat as the input grows? Prints peak RSS as JSON.
 
     python benchmarks/memory.py                       # 1,000 and 20,000 files, and a one-hour file
-    python benchmarks/memory.py --sizes 1000 5000 --hours 0.5
+    python benchmarks/memory.py --sizes 1000 5000 --hours 0.5 --encoder ge2e
 
 The corpora are symlink farms over the Common Voice MP3 clips in ../shared/data (cycled, so 20,000
 files cost no disk); the long recording is real clips concatenated into one FLAC file until it lasts
@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import DEFAULT_CORPUS, _run_persona  # noqa: E402
+from throughput import DEFAULT_CORPUS, DEFAULT_ENCODER, _run_persona  # noqa: E402
 
 from persona_cli.audio import find_audio_files, iter_chunks  # noqa: E402
 
@@ -32,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 20000], help="file counts to compare")
     parser.add_argument("--hours", type=float, default=1.0, help="length of the long recording (0: skip)")
     parser.add_argument("--workers", type=int)
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="the bundled model's encoder (default: %(default)s)")
     args = parser.parse_args(argv)
     clips = sorted(find_audio_files([args.corpus]), key=str)
-    settings = argparse.Namespace(encoder="ge2e", workers=args.workers)
-    result: dict = {"corpus": str(args.corpus), "runs": []}
+    settings = argparse.Namespace(encoder=args.encoder, workers=args.workers)
+    result: dict = {"corpus": str(args.corpus), "encoder": args.encoder, "runs": []}
     with tempfile.TemporaryDirectory(prefix="persona-memory-") as tmp:
         tmp_dir = Path(tmp)
         for size in args.sizes:

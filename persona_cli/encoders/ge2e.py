@@ -199,7 +199,8 @@ class GE2EEncoder(Encoder):
         `keep_layers`, the mean and std of the middle and top LSTM layers' outputs over all its partials'
         frames ([middle mean | top mean | middle std | top std], 1024-d)."""
         if not waves:
-            return np.zeros((0, GE2E_DIM), np.float32), (np.zeros((0, LAYER_STATS_DIM), np.float32) if keep_layers else None)
+            no_stats = np.zeros((0, LAYER_STATS_DIM), np.float32) if keep_layers else None
+            return np.zeros((0, GE2E_DIM), np.float32), no_stats
         per_file = [self.partials(w) for w in waves]
         counts = [p.shape[0] for p in per_file]
         all_partials = torch.cat(per_file)
@@ -241,7 +242,7 @@ class GE2ELayersEncoder(GE2EEncoder):
     layers below it still carry how. Speaker-grouped 5-fold CV with `ge2e+prosody+mfcc` beside them
     (a linear probe, RAVDESS emotion): no layer statistics 62.7 %; first layer 63.0 %, middle 69.8 %,
     top 63.6 %. In the network, middle and top together beat the middle alone on gender, age and
-    cross-corpus emotion (README, "Training").
+    cross-corpus emotion (README, "Encoders").
     """
 
     name = "ge2e-layers"
