@@ -181,8 +181,11 @@ def _single_file_embedder(encoder_name: str, source: str):
 
         voice_encoder = VoiceEncoder("cpu", verbose=False)
         return lambda wave: voice_encoder.embed_utterance(preprocess_wav(wave, source_sr=16_000))
-    if encoder_name == "ge2e-layers":
-        return _resemblyzer_layers_embedder()
+    if encoder_name == "ge2e-layers":  # resemblyzer has no call for it: its parts, run by hand
+        sys.path.insert(0, str(REPO / "tests"))
+        from resemblyzer_reference import resemblyzer_layers_embedder
+
+        return resemblyzer_layers_embedder()
     if encoder_name in ("xvector", "ecapa"):
         import torch
 
@@ -199,34 +202,6 @@ def _single_file_embedder(encoder_name: str, source: str):
 
     encoder = load_encoder(encoder_name)
     return lambda wave: encoder.embed([wave])[0]
-
-
-def _resemblyzer_layers_embedder():
-    """ge2e-layers written against resemblyzer: its preprocessing, partial slicing and mel spectrogram,
-    its 3-layer LSTM for the embedding and the top layer's outputs, and a 2-layer LSTM holding its
-    first two layers' weights for the middle layer's outputs; one file per call."""
-    import numpy as np
-    import torch
-    from resemblyzer import VoiceEncoder, preprocess_wav, wav_to_mel_spectrogram
-
-    voice_encoder = VoiceEncoder("cpu", verbose=False)
-    lower = torch.nn.LSTM(40, 256, 2, batch_first=True)
-    lower.load_state_dict({k: v for k, v in voice_encoder.lstm.state_dict().items() if not k.endswith("_l2")})
-
-    def embed(wave):
-        wave = preprocess_wav(wave, source_sr=16_000)
-        wave_slices, mel_slices = voice_encoder.compute_partial_slices(len(wave), 1.3, 0.75)
-        mel = wav_to_mel_spectrogram(np.pad(wave, (0, max(0, wave_slices[-1].stop - len(wave)))))
-        partials = torch.from_numpy(np.stack([mel[s] for s in mel_slices]))
-        with torch.inference_mode():
-            top, (hidden, _) = voice_encoder.lstm(partials)
-            embeds = torch.relu(voice_encoder.linear(hidden[-1]))
-            embedding = (embeds / torch.linalg.vector_norm(embeds, dim=1, keepdim=True)).mean(0)
-            frames = torch.cat([lower(partials)[0], top], dim=2).reshape(-1, 512)
-        return np.concatenate([(embedding / torch.linalg.vector_norm(embedding)).numpy(),
-                               frames.mean(0).numpy(), frames.std(0, correction=0).numpy()])
-
-    return embed
 
 
 def _random_weight_folder(folder: Path, encoder_name: str) -> Path:
