@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from persona_cli import __version__
 from persona_cli.audio import display_path, find_audio_files
-from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, load_encoder
+from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, HALF_PRECISION, load_encoder
 from persona_cli.errors import PersonaError, UsageError
 from persona_cli.file_lists import FileList, read_file_list
 from persona_cli.memory import keep_large_buffers_out_of_the_heap
@@ -70,7 +70,7 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an exis
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Keep the rows already in -o FILE (or left by an interrupted run) and process only the missing files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log messages.")]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=0, help="Threads that decode and embed files in parallel, one torch thread each (default: one per core; 0: none, torch uses every core).", show_default=False)]
-HalfOpt = Annotated[bool, typer.Option("--half", help="Run the encoder network in float16 (for GPUs; ge2e only; agrees with float32 to 1e-3).")]
+HalfOpt = Annotated[bool, typer.Option("--half", help=f"Run the encoder network in float16 (for GPUs; {', '.join(HALF_PRECISION)} and fusions that start with them; agrees with float32 to cosine > 0.999).")]
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="K/N: process only the K-th of N disjoint parts of the input (split by path hash), for N parallel jobs.")]
 
 

@@ -60,7 +60,7 @@ class PredictOptions:
     min_seconds: float = 0.5  # shorter audio is an error: too little speech to characterise
     workers: int | None = None  # threads that each decode and embed groups of files (None: one per core; 0: none)
     normalization: str | None = None  # none, corpus or speaker (normalization.py); None: what the model was trained with
-    half: bool = False  # run the encoder network in float16 (for GPUs; ge2e only)
+    half: bool = False  # run the encoder network in float16 (for GPUs; encoders.HALF_PRECISION only)
     # speaker per absolute file or folder path, from a --files-from CSV: the groups of `speaker`
     # normalisation (files it does not cover are grouped by their parent folder)
     speakers: dict[str, str] = field(default_factory=dict)

@@ -38,7 +38,7 @@ HALF_PRECISION = ("ge2e", "ge2e-layers")
 
 def load_encoder(name: str, device: str = "cpu", source: str | None = None, half: bool = False) -> Encoder:
     """Build the encoder called `name` on `device`; `source` overrides where its weights come from
-    (for a fused "A+B", A's weights); `half` runs the network in float16 (ge2e only)."""
+    (for a fused "A+B", A's weights); `half` runs the network in float16 (HALF_PRECISION encoders only)."""
     if "+" in name:
         from persona_cli.encoders.fused import FusedEncoder
 
@@ -54,4 +54,4 @@ def load_encoder(name: str, device: str = "cpu", source: str | None = None, half
     return factory(device=device, source=source, **({"half": True} if half else {}))
 
 
-__all__ = ["DEFAULT_ENCODER", "ENCODER_NAMES", "Encoder", "is_encoder_name", "load_encoder"]
+__all__ = ["DEFAULT_ENCODER", "ENCODER_NAMES", "HALF_PRECISION", "Encoder", "is_encoder_name", "load_encoder"]
