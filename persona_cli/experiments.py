@@ -35,6 +35,7 @@ class LabelledFeatures:
     clips: list[LabelledClip]
     features: np.ndarray  # (n_clips, encoder dim)
     encoder: str
+    encoder_revision: str = ""
 
 
 def encoder_for(name: str, options: PredictOptions) -> Encoder:
@@ -57,7 +58,7 @@ def embed_corpora(specs: Sequence[str], encoder: Encoder, options: PredictOption
     kept = [(c, r.vector) for c, r in zip(clips, results) if r.vector is not None]
     if not kept:
         raise UsageError("none of the clips could be embedded")
-    return LabelledFeatures([c for c, _ in kept], np.stack([v for _, v in kept]), encoder.name)
+    return LabelledFeatures([c for c, _ in kept], np.stack([v for _, v in kept]), encoder.name, encoder.revision)
 
 
 def normalize(data: LabelledFeatures, how: str) -> LabelledFeatures:
@@ -124,6 +125,7 @@ def train_final_model(data: LabelledFeatures, config: TrainConfig, summary: dict
     """One model on all the data (its early-stopping part still held out by speaker)."""
     model, _ = fit(data.features, Targets.from_clips(data.clips), [c.speaker for c in data.clips],
                    data.encoder, config, training_summary=summary)
+    model.metadata.encoder_revision = data.encoder_revision
     return model
 
 

@@ -35,6 +35,9 @@ class ModelMetadata:
 
     encoder: str  # registry name of the embedding backend the model was trained on
     encoder_dim: int  # length of that backend's vectors
+    # the encoder's revision when the model was trained (Encoder.revision; "" in models from before
+    # persona recorded it): features of another revision are close, not the ones the model learnt
+    encoder_revision: str = ""
     head: str = "cnn"  # "cnn" (the paper's conv + dense net) or "fcn" (dense layers only)
     emotions: list[str] = field(default_factory=lambda: list(EMOTIONS))
     genders: list[str] = field(default_factory=lambda: list(GENDERS))

@@ -318,6 +318,11 @@ def load_predictor(options: PredictOptions) -> tuple[Encoder, PersonaModel]:
             f"model {model_path.name} expects {model.metadata.encoder_dim}-d {encoder_name} embeddings, "
             f"but this encoder gives {encoder.dim}-d"
         )
+    trained_on = model.metadata.encoder_revision
+    if trained_on and trained_on != encoder.revision:
+        log.warning("model %s was trained on revision %s of the %s features, and this persona computes revision %s: "
+                    "its predictions will drift from the figures it was validated with; retrain it with `persona train`",
+                    model_path.name, trained_on, encoder_name, encoder.revision)
     return encoder, model.to(device)
 
 

@@ -334,6 +334,26 @@ def test_model_trained_on_mfcc_loads_with_its_encoder(tmp_path):
     assert encoder.name == "mfcc" and model.name == "mfcc-model" and model.metadata.head == "fcn"
 
 
+def test_a_model_trained_on_another_revision_of_its_features_is_used_with_a_warning(tmp_path, caplog):
+    stale = random_model("mfcc", 160)
+    stale.metadata.encoder_revision = "1"  # mfcc is at revision 2: 80-d then, so it can only be a test
+    path = stale.save(tmp_path / "stale.safetensors")
+    with caplog.at_level("WARNING", logger="persona"):
+        encoder, _ = load_predictor(PredictOptions(model=str(path), device="cpu"))
+    assert "stale.safetensors was trained on revision 1 of the mfcc features" in caplog.text
+    assert f"computes revision {encoder.revision}" in caplog.text
+
+
+@pytest.mark.parametrize("revision", ["", "2"])  # not recorded (older models), or the current one
+def test_a_model_of_this_revision_or_of_an_unknown_one_loads_quietly(tmp_path, caplog, revision):
+    model = random_model("mfcc", 160)
+    model.metadata.encoder_revision = revision
+    path = model.save(tmp_path / "m.safetensors")
+    with caplog.at_level("WARNING", logger="persona"):
+        load_predictor(PredictOptions(model=str(path), device="cpu"))
+    assert "revision" not in caplog.text
+
+
 def test_a_saved_model_gets_the_usual_file_permissions(tmp_path):
     old = os.umask(0o022)
     try:
