@@ -203,6 +203,7 @@ def test_speaker_normalised_training_round_trips_through_train_and_eval(tiny_cor
     model_path = out / "persona-ge2e-layers+prosody+mfcc-speaker.safetensors"
     model = load_model(model_path)
     assert model.metadata.normalization == "speaker" and model.metadata.encoder_dim == 1477
+    assert model.metadata.encoder_revision == "1+2+2"  # ge2e-layers, prosody, mfcc
     assert model.network.feature_mean.shape == (2 * 1477,)
     code, _, err = run(["eval", "--model", str(model_path), str(tiny_corpus)], capsys)
     assert code == 0, err
