@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from persona_cli.encoders import load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS, GENDERS
 from persona_cli.model import (
@@ -352,6 +353,12 @@ def test_a_model_of_this_revision_or_of_an_unknown_one_loads_quietly(tmp_path, c
     with caplog.at_level("WARNING", logger="persona"):
         load_predictor(PredictOptions(model=str(path), device="cpu"))
     assert "revision" not in caplog.text
+
+
+@pytest.mark.parametrize(("encoder", "normalization", "dim"), BUNDLED)
+def test_bundled_models_record_the_encoder_revision_they_were_trained_on(encoder, normalization, dim):
+    model = load_model(bundled_model_path(encoder, normalization))
+    assert model.metadata.encoder_revision == load_encoder(encoder).revision
 
 
 def test_a_saved_model_gets_the_usual_file_permissions(tmp_path):
