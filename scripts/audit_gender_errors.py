@@ -18,14 +18,7 @@ import numpy as np
 import pandas as pd
 
 from persona_cli.audio import load_audio
-from persona_cli.encoders.prosody import FEATURE_NAMES, SEMITONE_REFERENCE_HZ, ProsodyEncoder
-
-MEDIAN_PITCH = FEATURE_NAMES.index("pitch_p50")
-
-
-def median_pitch_hz(paths: pd.Series, encoder: ProsodyEncoder) -> np.ndarray:
-    semitones = encoder.embed([load_audio(path) for path in paths])[:, MEDIAN_PITCH]
-    return SEMITONE_REFERENCE_HZ * 2 ** (semitones / 12)
+from persona_cli.encoders.prosody import ProsodyEncoder, median_pitch_hz
 
 
 def main() -> None:
@@ -35,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     clips = pd.read_csv(args.predictions)
     clips = clips[(clips.corpus == args.corpus) & clips.gender_true.notna()].reset_index(drop=True)
-    clips["pitch_hz"] = median_pitch_hz(clips.path, ProsodyEncoder())
+    clips["pitch_hz"] = median_pitch_hz(ProsodyEncoder().embed([load_audio(path) for path in clips.path]))
     wrong = clips.gender_true != clips.gender_pred
     print(f"{args.corpus}: {wrong.sum()} of {len(clips)} clips wrong ({100 * (1 - wrong.mean()):.2f} % right)\n")
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import require_shared, voice_like
 from persona_cli.audio import load_audio
 from persona_cli.encoders import load_encoder
-from persona_cli.encoders.prosody import FEATURE_NAMES, SEMITONE_REFERENCE_HZ
+from persona_cli.encoders.prosody import FEATURE_NAMES, SEMITONE_REFERENCE_HZ, median_pitch_hz
 from persona_cli.errors import UsageError
 from persona_cli.normalization import MIN_GROUP_FILES, normalize_within_groups
 
@@ -61,10 +61,6 @@ def test_prosody_finds_the_pitch_of_a_voiced_tone(f0):
     expected = 12 * np.log2(f0 / SEMITONE_REFERENCE_HZ)  # voice_like wobbles ±5 % (under a semitone)
     assert abs(values["pitch_p50"] - expected) < 1.0
     assert values["voiced_fraction"] > 0.8
-
-
-def median_pitch_hz(vectors: np.ndarray) -> np.ndarray:
-    return SEMITONE_REFERENCE_HZ * 2 ** (vectors[:, FEATURE_NAMES.index("pitch_p50")] / 12)
 
 
 @pytest.mark.parametrize("f0", [80.0, 90.0, 100.0])

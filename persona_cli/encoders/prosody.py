@@ -168,9 +168,14 @@ class ProsodyEncoder(Encoder):
         return np.array([voiced.float().mean().item(), voiced_s, unvoiced_s, peaks.sum().item() / max(seconds, 1e-3)])
 
 
+def median_pitch_hz(vectors: np.ndarray) -> np.ndarray:
+    """The median F0 of each file, in Hz, from (n, dim) prosody vectors (27.5 Hz for a file with no voiced frames)."""
+    return SEMITONE_REFERENCE_HZ * 2 ** (vectors[:, FEATURE_NAMES.index("pitch_p50")] / 12)
+
+
 def load_prosody(device: str = "cpu", source: str | None = None) -> ProsodyEncoder:
     """No weights; the CPU always computes these (`device` is ignored)."""
     return ProsodyEncoder()
 
 
-__all__ = ["FEATURE_NAMES", "ProsodyEncoder", "load_prosody"]
+__all__ = ["FEATURE_NAMES", "ProsodyEncoder", "load_prosody", "median_pitch_hz"]
