@@ -239,8 +239,8 @@ class GE2ELayersEncoder(GE2EEncoder):
     middle and top LSTM layers' outputs (256 + 1024 = 1280-d), all from the same forward pass.
 
     GE2E is trained to tell speakers apart, so its embedding keeps who is speaking and drops how; the
-    layers below it still carry how. Speaker-grouped 5-fold CV with `ge2e+prosody+mfcc` beside them
-    (a linear probe, RAVDESS emotion): no layer statistics 62.7 %; first layer 63.0 %, middle 69.8 %,
+    layers below it still carry how. Speaker-grouped 5-fold CV with `ge2e+prosody+mfcc` (prosody
+    revision 1) beside them (a linear probe, RAVDESS emotion): no layer statistics 62.7 %; first layer 63.0 %, middle 69.8 %,
     top 63.6 %. In the network, middle and top together beat the middle alone on gender, age and
     cross-corpus emotion (README, "Encoders").
     """
