@@ -60,9 +60,10 @@ def common_voice_folds(data: LabelledFeatures) -> list[tuple[np.ndarray, np.ndar
 
 def probe_gender(data: LabelledFeatures, name: str, strengths: list[float]) -> None:
     genders = np.array([c.gender or "" for c in data.clips])
+    folds = common_voice_folds(data)
     for strength in strengths:
         correct = total = 0
-        for train, test in common_voice_folds(data):
+        for train, test in folds:
             model = make_pipeline(StandardScaler(), LogisticRegression(C=strength, max_iter=3000))
             model.fit(data.features[train], genders[train])
             correct += int((model.predict(data.features[test]) == genders[test]).sum())
