@@ -371,3 +371,31 @@ def _rechunk(pieces: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
         parts, held = [joined[full:]], held - full
     if held:
         yield np.concatenate(parts)
+
+
+def iter_waveform_chunks(
+    wave: np.ndarray, sample_rate: int, chunk_seconds: float = 30.0, stats: SignalStats | None = None
+) -> Iterator[np.ndarray]:
+    """An in-memory waveform as iter_chunks gives a file: 16 kHz mono float32 chunks.
+
+    `wave` is 1-D (mono) or (frames, channels), as soundfile.read returns it, at `sample_rate` Hz.
+    """
+    size = round(chunk_seconds * SAMPLE_RATE)
+    if size <= 0:
+        raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
+    samples = np.asarray(wave, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    if samples.ndim != 2:
+        raise AudioLoadError(f"a waveform must be 1-D or (frames, channels), not {samples.ndim}-D")
+    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise AudioLoadError(f"unsupported sample rate: {sample_rate} Hz")
+    stats = SignalStats() if stats is None else stats
+    stats.sample_rate = int(sample_rate)
+    mono = stats.add(samples).mean(axis=1, dtype=np.float32)
+    if not len(mono):
+        raise AudioLoadError("no audio samples in waveform")
+    if sample_rate != SAMPLE_RATE:
+        mono = soxr.resample(mono, sample_rate, SAMPLE_RATE).astype(np.float32, copy=False)
+    for start in range(0, len(mono), size):
+        yield mono[start : start + size]

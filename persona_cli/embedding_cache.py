@@ -48,7 +48,8 @@ import numpy as np
 
 from persona_cli.cache import cache_dir
 from persona_cli.encoders import Encoder
-from persona_cli.pipeline import EmbeddingResult, PredictOptions, embed_files
+from persona_cli.embedding import EmbeddingResult, embed_files
+from persona_cli.options import PredictOptions
 
 log = logging.getLogger("persona")
 

@@ -1,11 +1,13 @@
 """What `persona train` and `persona eval` do: read corpora, embed (cached), cross-validate, report.
 
-Kept apart from cli.py so scripts and tests can run an experiment without a command line.
+`train()` and `evaluate()` are the Python API for both commands and return the metrics that
+`metrics.json` holds; the helpers below them let scripts run one step of an experiment.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,14 +18,15 @@ import pandas as pd
 
 from persona_cli.corpora import LabelledClip, read_corpora, summarize
 from persona_cli.embedding_cache import EmbeddingCache
-from persona_cli.encoders import Encoder, load_encoder
+from persona_cli.encoders import DEFAULT_ENCODER, Encoder
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS, GENDERS, MISSING
-from persona_cli.metrics import markdown_table, metrics_report
+from persona_cli.metrics import metrics_report
 from persona_cli.model import PersonaModel, model_file_name
-from persona_cli.normalization import input_width, network_inputs
-from persona_cli.pipeline import PredictOptions, resolve_device
-from persona_cli.train import TrainConfig, Targets, cross_validate, fit, prediction_table, score
+from persona_cli.normalization import check_normalization, input_width, network_inputs, training_groups
+from persona_cli.options import Head, PredictOptions, Split
+from persona_cli.predictor import Predictor, build_encoder
+from persona_cli.train import PAPER_RECIPE, TrainConfig, Targets, TrainingHistory, cross_validate, fit, prediction_table, score
 
 log = logging.getLogger("persona")
 
@@ -38,9 +41,94 @@ class LabelledFeatures:
     encoder_revision: str = ""
 
 
-def encoder_for(name: str, options: PredictOptions) -> Encoder:
-    """The encoder called `name`, on the device and from the weights the options ask for."""
-    return load_encoder(name, device=resolve_device(options.device), source=options.encoder_source)
+def train(
+    data: Sequence[str],
+    *,
+    folds: int = 5,
+    split: str = "speaker",
+    encoder: str = DEFAULT_ENCODER,
+    encoder_source: str | None = None,
+    head: str | None = None,
+    epochs: int = 20,
+    paper_recipe: bool = False,
+    seed: int = 0,
+    normalize: str = "none",
+    test_corpus: str | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    command: str | None = None,
+) -> dict:
+    """Cross-validate the multi-task model on labelled corpora and return the metrics (what
+    `metrics.json` holds; empty when `folds` < 2 and no `test_corpus`).
+
+    `data`: corpus folders or manifest CSVs (`NAME:PATH` forces a reader); `split`: speaker or
+    random folds; `head`: fcn or cnn (default: the recipe's); `paper_recipe`: the paper's optimiser
+    and early stopping; `normalize`: none, corpus or speaker; `test_corpus`: train on the other
+    corpora and score on this one instead of cross-validating; `out`: a folder for the report
+    (metrics.json, report.md, plots) and, unless `test_corpus`, a final model trained on all the data.
+    """
+    if split not in tuple(Split):
+        raise UsageError(f"--split must be one of {', '.join(s.value for s in Split)}, not {split!r}")
+    config = _recipe(head=head, epochs=epochs, seed=seed, normalize=normalize, paper_recipe=paper_recipe)
+    options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
+    labelled = normalize_features(embed_corpora(data, build_encoder(options), options), normalize)
+    if test_corpus:
+        report, predictions = cross_corpus(labelled, test_corpus, config)
+        report["normalization"] = normalize
+        _write_report(out, report, predictions, title=f"persona train: {encoder} + {head}, tested on {test_corpus}",
+                      command=command)
+        return report
+    summary = {**data_summary(labelled), "recipe": dataclasses.asdict(config), "command": command}
+    report = {}
+    if folds >= 2:
+        result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
+        report = result.report
+        _write_report(out, report, predictions_frame(labelled.clips, result.predictions), result.histories,
+                      title=f"persona train: {encoder} + {config.head}", command=command)
+        summary["cross_validation"] = headline_figures(report)
+    if out is not None:
+        path = write_model(train_final_model(labelled, config, summary), Path(out))
+        log.info("final model (trained on all %d clips) saved to %s", len(labelled.clips), path)
+    return report
+
+
+def _recipe(*, head: str | None, epochs: int = 20, seed: int = 0, normalize: str = "none",
+            paper_recipe: bool = False) -> TrainConfig:
+    """The training recipe the settings ask for, checked."""
+    recipe = PAPER_RECIPE if paper_recipe else TrainConfig()
+    head = head or recipe.head
+    if head not in tuple(Head):
+        raise UsageError(f"--head must be cnn or fcn, not {head!r}")
+    check_normalization(normalize)
+    return dataclasses.replace(recipe, head=head, epochs=epochs, seed=seed, normalization=normalize)
+
+
+def evaluate(
+    data: Sequence[str],
+    *,
+    model: str | Path | None = None,
+    encoder_source: str | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    command: str | None = None,
+) -> dict:
+    """Score a trained model (default: the bundled one) on labelled corpora and return the metrics
+    (what `metrics.json` holds); `out`: a folder for the report, plots and per-file predictions."""
+    predictor = Predictor(model, encoder_source=encoder_source, device=device, batch_size=batch_size)
+    labelled = normalize_features(embed_corpora(data, predictor.encoder, predictor.options), predictor.normalization)
+    report, predictions = score_model(predictor.model.to("cpu"), labelled)
+    _write_report(out, report, predictions, title=f"persona eval: {predictor.model.name}", command=command)
+    return report
+
+
+def _write_report(out: str | Path | None, report: dict, predictions: pd.DataFrame,
+                  histories: Sequence[TrainingHistory] = (), *, title: str, command: str | None) -> None:
+    if out is not None:
+        from persona_cli.report import write_report
+
+        write_report(Path(out), report, predictions, histories, command=command, title=title)
 
 
 def embed_corpora(specs: Sequence[str], encoder: Encoder, options: PredictOptions) -> LabelledFeatures:
@@ -61,15 +149,10 @@ def embed_corpora(specs: Sequence[str], encoder: Encoder, options: PredictOption
     return LabelledFeatures([c for c, _ in kept], np.stack([v for _, v in kept]), encoder.name, encoder.revision)
 
 
-def normalize(data: LabelledFeatures, how: str) -> LabelledFeatures:
+def normalize_features(data: LabelledFeatures, how: str) -> LabelledFeatures:
     """The same clips with the network inputs of a normalisation (normalization.network_inputs):
     features z-normalised per corpus, or per speaker beside the raw ones; `none` leaves them alone."""
-    corpora = [c.corpus for c in data.clips]
-    if how == "speaker":
-        # speakers with too few clips to normalise (Common Voice's one or two) fall back to their corpus
-        groups, fallback = [f"{c.corpus}/{c.speaker}" for c in data.clips], corpora
-    else:
-        groups, fallback = corpora, None
+    groups, fallback = training_groups([c.corpus for c in data.clips], [c.speaker for c in data.clips], how)
     return dataclasses.replace(data, features=network_inputs(data.features, how, groups, fallback))
 
 
@@ -144,7 +227,7 @@ def data_summary(data: LabelledFeatures) -> dict:
     }
 
 
-def evaluate(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.DataFrame]:
+def score_model(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.DataFrame]:
     """Score a trained model on labelled data it was (presumably) not trained on."""
     expected = input_width(model.metadata.encoder_dim, model.metadata.normalization)
     if data.features.shape[1] != expected:
@@ -180,21 +263,33 @@ def _years(task: dict | None, key: str) -> str:
     return "–" if task is None else f"{task[key]:.2f}"
 
 
-def compare(specs: Sequence[str], encoders: Sequence[str], heads: Sequence[str], folds: int, split: str,
-            options: PredictOptions, config: TrainConfig) -> list[dict]:
-    """Cross-validate every encoder x head; encoders whose weights cannot be loaded are skipped."""
+def compare_encoders(data: Sequence[str], *, folds: int = 5, split: str = "speaker", encoder_source: str | None = None,
+                     out: str | Path | None = None, command: str | None = None, device: str = "auto",
+                     batch_size: int = 32, **recipe) -> str:
+    """Cross-validate every encoder (mfcc, ge2e, and xvector/ecapa where their weights load) with both
+    heads; returns a Markdown table shaped like the paper's Table 1 (also written to `out`).
+    `recipe`: train()'s other settings (epochs, seed, normalize, paper_recipe; head is ignored)."""
+    recipe.pop("head", None)
+    config = _recipe(head="fcn", **recipe)
+    options = PredictOptions(encoder_source=encoder_source, device=device, batch_size=batch_size)
     rows = []
-    for encoder_name in encoders:
+    for encoder_name in ("mfcc", "ge2e", "xvector", "ecapa"):
         try:
-            data = embed_corpora(specs, encoder_for(encoder_name, options), options)
+            labelled = embed_corpora(data, build_encoder(options, encoder_name), options)
         except ModelLoadingError as error:
             log.warning("skipping encoder %s: %s", encoder_name, error)
             continue
-        for head in heads:
-            head_config = dataclasses.replace(config, head=head)
-            result = cross_validate(data.features, data.clips, encoder_name, folds, split, head_config)
+        labelled = normalize_features(labelled, config.normalization)
+        for head in ("cnn", "fcn"):
+            result = cross_validate(labelled.features, labelled.clips, encoder_name, folds, split,
+                                    dataclasses.replace(config, head=head))
             rows.append({"encoder": encoder_name, "head": head, "report": result.report})
-    return rows
+    table = f"{rows[0]['report']['protocol'] if rows else ''}\n\n{comparison_table(rows)}"
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        Path(out, "compare.md").write_text(f"`{command}`\n\n{comparison_table(rows)}\n")
+        Path(out, "compare.json").write_text(json.dumps(rows, indent=2))
+    return table
 
 
 def headline_figures(report: dict) -> dict:
@@ -211,5 +306,6 @@ def write_model(model: PersonaModel, out_dir: Path) -> Path:
     return model.save(Path(out_dir) / model_file_name(model.metadata.encoder, model.metadata.normalization))
 
 
-__all__ = ["LabelledFeatures", "compare", "comparison_table", "cross_corpus", "data_summary", "embed_corpora", "encoder_for",
-           "evaluate", "headline_figures", "normalize", "predictions_frame", "train_final_model", "write_model"]
+__all__ = ["LabelledFeatures", "compare_encoders", "comparison_table", "cross_corpus", "data_summary", "embed_corpora", "evaluate",
+           "headline_figures", "normalize_features", "predictions_frame", "score_model", "train", "train_final_model",
+           "write_model"]

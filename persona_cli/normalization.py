@@ -2,7 +2,7 @@
 
 Each feature is z-normalised over the files of its group (a corpus, or one speaker's clips) before
 the network sees it. No labels are used, so it is unsupervised adaptation: `corpus` removes what a
-recording setup adds to every file (the fix that made RAVDESS -> EmoDB transfer work), `speaker`
+recording setup adds to every file, `speaker`
 removes who is speaking and leaves how they speak, which is what emotion needs.
 
 The price: a file's prediction then depends on the other files in its group. A group therefore
@@ -11,13 +11,15 @@ needs at least MIN_GROUP_FILES files, or its statistics are noise, and it is ref
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
+from persona_cli.audio import display_path
 from persona_cli.errors import UsageError
+from persona_cli.file_lists import speaker_of
 
 log = logging.getLogger("persona")
 
@@ -32,6 +34,34 @@ def check_normalization(name: str) -> str:
     if name not in NORMALIZATIONS:
         raise UsageError(f"normalisation must be one of {', '.join(NORMALIZATIONS)}, not {name!r}")
     return name
+
+
+def prediction_groups(paths: Sequence[Path], how: str, speakers: Mapping[str, str] | None = None) -> list[str]:
+    """Each file's group when predicting: the whole run for `corpus`; for `speaker`, the speaker that
+    `speakers` (a --files-from CSV) lists for the file or a folder above it, else its parent folder."""
+    if how == "corpus":
+        return ["run"] * len(paths)
+    groups = []
+    for path in paths:
+        speaker = speaker_of(path, speakers or {})
+        groups.append(f"speaker {speaker}" if speaker is not None else display_path(Path(path).parent))
+    return groups
+
+
+def check_prediction_groups(paths: Sequence[Path], how: str, speakers: Mapping[str, str] | None = None) -> None:
+    """Refuse, before any work, a prediction run whose groups are too small to normalise."""
+    if how != "none":
+        what = "run" if how == "corpus" else "speaker" if speakers else "speaker folder"
+        check_group_sizes(prediction_groups(paths, how, speakers), what=what)
+
+
+def training_groups(corpora: Sequence[str], speakers: Sequence[str], how: str) -> tuple[list[str], list[str] | None]:
+    """Each labelled clip's group when training or evaluating, and the larger group it falls back on
+    when its own is too small: speakers with too few clips to normalise (Common Voice's one or two)
+    use their corpus's statistics."""
+    if how == "speaker":
+        return [f"{corpus}/{speaker}" for corpus, speaker in zip(corpora, speakers)], list(corpora)
+    return list(corpora), None
 
 
 def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: str = "group",
@@ -66,8 +96,7 @@ def network_inputs(features: np.ndarray, how: str, groups: Sequence[str],
 
     `corpus`: the normalised features only, since the recording setup is what must go. `speaker`: the
     raw and the normalised features side by side, since normalising within a speaker removes who is
-    speaking, which gender and age are predicted from. Measured (ge2e+prosody, speaker-grouped 5-fold):
-    normalised only, RAVDESS emotion 68.6 % and gender 87.0 %; side by side, 70.7 % and 99.7 %.
+    speaking, which gender and age are predicted from (docs/measurements.md has the figures).
     """
     if how == "none":
         return features
@@ -94,5 +123,5 @@ def _short(name: str, limit: int = 40) -> str:
     return name if len(name) <= limit else f"...{name[3 - limit:]}"
 
 
-__all__ = ["MIN_GROUP_FILES", "NORMALIZATIONS", "check_group_sizes", "check_normalization", "input_width", "network_inputs",
-           "normalize_within_groups"]
+__all__ = ["MIN_GROUP_FILES", "NORMALIZATIONS", "check_group_sizes", "check_normalization", "check_prediction_groups",
+           "input_width", "network_inputs", "normalize_within_groups", "prediction_groups", "training_groups"]

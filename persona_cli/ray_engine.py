@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as pa_dataset
 
+from persona_cli import batch
 from persona_cli.errors import UsageError
-from persona_cli.pipeline import PREDICTION_SCHEMA, PredictOptions, load_predictor, predict
+from persona_cli.options import PredictOptions
+from persona_cli.predictor import Predictor
+from persona_cli.results import PREDICTION_SCHEMA
 
 log = logging.getLogger("persona")
 
@@ -44,15 +48,38 @@ class PredictActor:
     def __init__(self, options: PredictOptions):
         import torch
 
-        torch.set_num_threads(1)  # each actor reserves one CPU (num_cpus=1 below)
         # the actor is the unit of parallelism here, so inside it files are embedded in one thread
-        self.options = dataclasses.replace(options, workers=0)
-        self.encoder, self.model = load_predictor(self.options)
+        self.predictor = Predictor.from_options(dataclasses.replace(options, workers=0))
+        torch.set_num_threads(1)  # each actor reserves one CPU (num_cpus=1 below)
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        paths = [Path(os.fsdecode(raw)) for raw in batch.column("path_bytes").to_pylist()]
-        rows = [row for rows in predict(paths, self.encoder, self.model, self.options) for row in rows]
+    def __call__(self, paths: pa.Table) -> pa.Table:
+        files = [Path(os.fsdecode(raw)) for raw in paths.column("path_bytes").to_pylist()]
+        rows = [prediction.row() for prediction in self.predictor.predict_files(files)]
         return pa.Table.from_pylist(rows, schema=PREDICTION_SCHEMA)
+
+
+def run_on_ray(paths: Sequence[Path] | None, files_from: str | None, shard: str | None, output: str | None,
+               options: PredictOptions, *, overwrite: bool = False, resume: bool = False, fail_fast: bool = False,
+               address: str | None = None, quiet: bool = False) -> RayRunSummary:
+    """`persona predict --engine ray`: check everything that can be wrong in one line before a
+    cluster starts, then predict every file into the folder `output`."""
+    if resume or fail_fast:
+        raise UsageError("--engine ray does not support --resume or --fail-fast (use --shard K/N jobs to restart parts)")
+    if options.normalization not in (None, "none"):
+        raise UsageError("--engine ray predicts file by file; --normalize corpus/speaker needs the local engine")
+    folder = check_output_folder(output, overwrite)
+    files, _ = batch.input_files(paths, files_from, shard)
+    # build the predictor here once, so wrong settings fail in one line before a cluster starts
+    predictor = Predictor.from_options(dataclasses.replace(options, workers=0))
+    if predictor.normalization != "none":
+        raise UsageError("--engine ray predicts file by file; a model trained with --normalize corpus/speaker "
+                         "needs the local engine")
+    started = time.perf_counter()
+    summary = predict_on_ray(files, options, folder, address=address, actors=options.workers or None, quiet=quiet)
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    log.info("%d files, %.1f min of audio in %.1f s on Ray: %.0f audio-s/s; rows in %s",
+             summary.files, summary.audio_seconds / 60, elapsed, summary.audio_seconds / elapsed, folder)
+    return summary
 
 
 def check_output_folder(output: str | None, overwrite: bool) -> Path:
@@ -119,4 +146,4 @@ def summarize_output(output: Path, files: int) -> RayRunSummary:
     return RayRunSummary(files=files, failed=sum(e is not None for e in errors), audio_seconds=seconds, output=output)
 
 
-__all__ = ["PredictActor", "RayRunSummary", "check_output_folder", "predict_on_ray"]
+__all__ = ["PredictActor", "RayRunSummary", "check_output_folder", "predict_on_ray", "run_on_ray"]

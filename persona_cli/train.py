@@ -58,7 +58,7 @@ class TrainConfig:
     dropout: float = 0.5
     weight_decay: float = 1e-2  # L2 penalty (Adam's weight_decay)
     input_noise: float = 0.5  # std of Gaussian noise added to the standardised embeddings while training
-    # the features arrive already normalised (experiments.normalize); this records how, in the model
+    # the features arrive already normalised (experiments.normalize_features); this records how, in the model
     normalization: str = "none"
     seed: int = 0
 

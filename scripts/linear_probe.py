@@ -22,8 +22,9 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from persona_cli.experiments import LabelledFeatures, embed_corpora, encoder_for
-from persona_cli.pipeline import PredictOptions
+from persona_cli.experiments import LabelledFeatures, embed_corpora
+from persona_cli.options import PredictOptions
+from persona_cli.predictor import build_encoder
 from persona_cli.train import make_folds
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -95,7 +96,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     options = PredictOptions()
     data = embed_corpora([str(DATA / name) for name in ("ravdess", "emodb", "commonvoice")],
-                         encoder_for(args.encoder, options), options)
+                         build_encoder(options, args.encoder), options)
     if "emotion" in args.task:
         probe_emotion(data, args.encoder, args.train_corpora, args.C)
     if "gender" in args.task:

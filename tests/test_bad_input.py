@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import io
+from types import SimpleNamespace
 import os
 import subprocess
 import sys
@@ -30,7 +31,9 @@ from persona_cli.cli import main
 from persona_cli.encoders.base import Encoder
 from persona_cli.encoders.ge2e import GE2EEncoder
 from persona_cli.errors import AudioLoadError, UsageError
-from persona_cli.pipeline import PredictOptions, embed_files, until_first_error
+from persona_cli.batch import until_first_error
+from persona_cli.embedding import embed_files
+from persona_cli.options import PredictOptions
 
 PREDICTIONS = ["emotion", "emotion_confidence", "prob_anger", "prob_disgust", "prob_fear", "prob_happy",
                "prob_neutral", "prob_sad", "gender", "gender_confidence", "age"]
@@ -263,9 +266,9 @@ def test_fail_fast_stops_at_the_first_failure(tmp_path, batch_size, capsys):
 
 
 def test_until_first_error_keeps_rows_up_to_the_failure():
-    batches = [[{"error": None}, {"error": None}], [{"error": None}, {"error": "x"}, {"error": None}], [{"error": None}]]
-    assert list(until_first_error(batches)) == [batches[0], batches[1][:2]]
-    assert list(until_first_error(batches[:1])) == batches[:1]
+    results = [SimpleNamespace(error=error) for error in (None, None, None, "x", None, None)]
+    assert list(until_first_error(results)) == results[:4]
+    assert list(until_first_error(results[:3])) == results[:3]
 
 
 def test_long_recording_streams_through_the_pipeline(tmp_path):

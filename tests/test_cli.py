@@ -16,7 +16,7 @@ import soundfile as sf
 
 from conftest import SAMPLE_AUDIO, voice_like, run_cli as run
 from persona_cli.encoders import DEFAULT_ENCODER
-from persona_cli.pipeline import PREDICTION_SCHEMA
+from persona_cli.results import PREDICTION_SCHEMA
 
 COLUMNS = [
     "path", "duration_s", "emotion", "emotion_confidence", "prob_anger", "prob_disgust", "prob_fear",

@@ -16,7 +16,8 @@ from persona_cli.audio import SAMPLE_RATE, load_audio
 from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, load_encoder
 from persona_cli.encoders.mel import power_mel, slaney_mel_filterbank
 from persona_cli.errors import UsageError
-from persona_cli.pipeline import EmbeddingResult, PredictOptions, embed_files
+from persona_cli.embedding import EmbeddingResult, embed_files
+from persona_cli.options import PredictOptions
 
 DIMS = {"ge2e": 256, "ge2e-layers": 1280, "mfcc": 160}
 #: the Encoder contract (encoders/base.py): batched and one-at-a-time agree to this

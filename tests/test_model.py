@@ -1,5 +1,5 @@
 """model.py: the multi-task network, the safetensors checkpoint format and its failure modes, the
-bundled model, and load_predictor's checks that encoder and model belong together."""
+bundled model, and the Predictor's checks that encoder and model belong together."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from persona_cli.model import (
     bundled_model_path,
     load_model,
 )
-from persona_cli.pipeline import PredictOptions, load_predictor
+from persona_cli.options import PredictOptions
+from persona_cli.predictor import Predictor
 
 TRAINING = {"corpora": {"ravdess": 12, "emodb": 5}, "folds": 5, "uar": 0.41, "recipe": "test"}
 
@@ -296,7 +297,12 @@ def test_no_bundled_model_for_mfcc():
     assert not bundled_model_path("mfcc").exists()
 
 
-# --- load_predictor: encoder and model must match ----------------------------------------------------
+# --- Predictor: encoder and model must match ---------------------------------------------------------
+
+
+def load_predictor(options: PredictOptions):
+    predictor = Predictor.from_options(options)
+    return predictor.encoder, predictor.model
 
 
 def test_load_predictor_defaults_to_the_bundled_default_model():

@@ -18,7 +18,7 @@ import pytest
 from persona_cli.errors import UsageError
 from persona_cli.labels import EMOTIONS
 from persona_cli.output import PARQUET_ROW_GROUP, OutputTarget, resolve_format
-from persona_cli.pipeline import EMBEDDING_SCHEMA, PREDICTION_SCHEMA
+from persona_cli.results import EMBEDDING_SCHEMA, PREDICTION_SCHEMA
 
 FORMATS = ("csv", "jsonl", "parquet")
 SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}

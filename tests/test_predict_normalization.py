@@ -15,7 +15,8 @@ from conftest import run_cli as run, voice_like
 from persona_cli.encoders import load_encoder
 from persona_cli.model import PersonaModel, build_network, bundled_model_path, load_model
 from persona_cli.normalization import MIN_GROUP_FILES, network_inputs
-from persona_cli.pipeline import PredictOptions, embed_files
+from persona_cli.embedding import embed_files
+from persona_cli.options import PredictOptions
 
 
 def _model_with(normalization: str, folder: Path) -> Path:

@@ -16,7 +16,8 @@ import soundfile as sf
 from conftest import SAMPLE_AUDIO, voice_like, run_cli as run
 from persona_cli.encoders import load_encoder
 from persona_cli.errors import UsageError
-from persona_cli.pipeline import PredictOptions, embed_files
+from persona_cli.embedding import embed_files
+from persona_cli.options import PredictOptions
 from persona_cli.sharding import Shard
 
 

@@ -1,0 +1,61 @@
+"""The settings of a run, and the named choices the command line offers for them.
+
+Choices are `str` enums (as pyannote's CLI does) so that Typer checks them and lists them in
+`--help`; library callers may pass the plain strings, which compare equal to the members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Normalization(str, Enum):
+    """How features are z-normalised before the network sees them (normalization.py)."""
+
+    none = "none"
+    corpus = "corpus"  # over every file of the run (or of the training corpus)
+    speaker = "speaker"  # over each speaker's files, beside the raw features
+
+
+class Split(str, Enum):
+    """How cross-validation folds are drawn."""
+
+    speaker = "speaker"  # no speaker in both train and test: the honest protocol
+    random = "random"  # the paper's protocol; every report says so
+
+
+class Head(str, Enum):
+    """The network on top of the embeddings (model.PersonaNet)."""
+
+    fcn = "fcn"  # dense layers only
+    cnn = "cnn"  # the paper's conv + dense net
+
+
+class Engine(str, Enum):
+    """Where `persona predict` runs."""
+
+    local = "local"  # this machine, a pool of threads
+    ray = "ray"  # a Ray cluster through Ray Data (ray_engine.py)
+
+
+@dataclass
+class PredictOptions:
+    """Settings for predicting and embedding, shared by the Python API and `persona predict/embed`."""
+
+    encoder: str | None = None  # None: the model's encoder (or DEFAULT_ENCODER when no model is named)
+    encoder_source: str | None = None  # hub id or local folder for the encoder's weights
+    model: str | None = None  # checkpoint path; None: the bundled model for the encoder
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 32  # chunks (of up to chunk_seconds each) per encoder forward call
+    chunk_seconds: float = 30.0  # long files are embedded in windows this long, then pooled
+    min_seconds: float = 0.5  # shorter audio is an error: too little speech to characterise
+    workers: int | None = None  # threads that each decode and embed groups of files (None: one per core; 0: none)
+    normalization: str | None = None  # none, corpus or speaker; None: what the model was trained with
+    half: bool = False  # run the encoder network in float16 (for GPUs; encoders.HALF_PRECISION only)
+    # speaker per absolute file or folder path, from a --files-from CSV: the groups of `speaker`
+    # normalisation (files it does not cover are grouped by their parent folder)
+    speakers: dict[str, str] = field(default_factory=dict)
+
+
+__all__ = ["Engine", "Head", "Normalization", "PredictOptions", "Split"]

@@ -1,0 +1,259 @@
+"""The Python API for prediction: `Predictor` loads an encoder and a model once and predicts files or
+waveforms; `Embedder` does the same for the embeddings alone.
+
+    import persona_cli as persona
+
+    predictor = persona.Predictor()  # the bundled default model, on a GPU when there is one
+    for prediction in predictor.predict_files(["a.wav", "b.flac"]):
+        print(prediction.path, prediction.emotion, prediction.gender, prediction.age)
+
+`persona predict`, `persona embed` and the Ray engine are built on these classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from persona_cli import runtime
+from persona_cli.audio import display_path
+from persona_cli.embedding import EmbeddingResult, Waveform, batched, embed_files
+from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, is_encoder_name, load_encoder
+from persona_cli.errors import ModelLoadingError, UsageError
+from persona_cli.model import PersonaModel, bundled_model_path, load_model
+from persona_cli.normalization import MIN_GROUP_FILES, check_prediction_groups, network_inputs, prediction_groups
+from persona_cli.options import PredictOptions
+from persona_cli.results import Embedding, Prediction
+
+log = logging.getLogger("persona")
+
+
+def build_encoder(options: PredictOptions, name: str | None = None) -> Encoder:
+    """The encoder `name` (default: options.encoder) on the options' device, from their weights: the
+    one place an encoder is built from settings, for predict, embed, train and eval alike."""
+    name = name or options.encoder or DEFAULT_ENCODER
+    device = runtime.resolve_device(options.device)
+    return load_encoder(name, device=device, source=options.encoder_source, half=options.half)
+
+
+class Embedder:
+    """An encoder loaded once, embedding files or waveforms with the engine's batching and workers."""
+
+    def __init__(
+        self,
+        encoder: str = DEFAULT_ENCODER,
+        *,
+        encoder_source: str | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+        workers: int | None = None,
+        half: bool = False,
+    ):
+        """`encoder`: a name from encoders.ENCODER_NAMES; `encoder_source`: a hub id or local folder for
+        its weights; `device`: auto, cpu, cuda or cuda:N; `batch_size`: audio chunks per encoder call;
+        `workers`: decoding and embedding threads (None: one per core; 0: the calling thread only);
+        `half`: float16 network (GPUs)."""
+        options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device,
+                                 batch_size=batch_size, workers=workers, half=half)
+        self._start(options)
+
+    @classmethod
+    def from_options(cls, options: PredictOptions) -> Embedder:
+        embedder = cls.__new__(cls)
+        embedder._start(options)
+        return embedder
+
+    def _start(self, options: PredictOptions) -> None:
+        # the cheap checks first, so a mistake is reported before any weights are read
+        if options.encoder is not None and not is_encoder_name(options.encoder):
+            raise UsageError(f"unknown encoder {options.encoder!r}; choose one of: {', '.join(ENCODER_NAMES)}")
+        device = runtime.resolve_device(options.device)
+        self.options = dataclasses.replace(options, device=device, workers=runtime.configure(options.workers))
+        self.encoder = self._load(self.options)
+
+    def _load(self, options: PredictOptions) -> Encoder:
+        return build_encoder(options)
+
+    def embed_files(self, paths: Iterable[str | PathLike]) -> Iterator[Embedding]:
+        """One Embedding per file, lazily and in input order; a file that fails carries an `error`."""
+        for result in embed_files((Path(p) for p in paths), self.encoder, self.options):
+            yield self._embedding(result)
+
+    def embed_waveform(self, wave: np.ndarray, sample_rate: int) -> Embedding:
+        """The Embedding of audio in memory: 1-D (mono) or (frames, channels) samples at `sample_rate` Hz."""
+        (result,) = embed_files([Waveform(wave, sample_rate)], self.encoder, self.options)
+        return self._embedding(result)
+
+    def _embedding(self, result: EmbeddingResult) -> Embedding:
+        vector = None if result.vector is None else result.vector.astype(np.float32)
+        return Embedding(path=_shown(result.path), duration_s=result.duration_s, encoder=self.encoder.name,
+                         vector=vector, error=result.error)
+
+
+class Predictor(Embedder):
+    """A model and its encoder loaded once, predicting emotion, gender and age for files or waveforms."""
+
+    def __init__(
+        self,
+        model: str | PathLike | None = None,
+        encoder: str | None = None,
+        *,
+        device: str = "auto",
+        normalize: str | None = None,
+        encoder_source: str | None = None,
+        batch_size: int = 32,
+        workers: int | None = None,
+        half: bool = False,
+        speakers: Mapping[str, str] | None = None,
+    ):
+        """`model`: a checkpoint from `persona train` (None: the bundled model for the encoder and
+        normalisation); `encoder`: its encoder (None: the model's); `normalize`: none, corpus or
+        speaker (None: what the model was trained with; not none: predictions depend on the other
+        files of a group, so predict_files embeds every file before it yields any); `speakers`: the
+        speaker of each absolute file or folder path, for `speaker` normalisation (else folders).
+        The other settings are Embedder's."""
+        options = PredictOptions(model=None if model is None else str(model), encoder=encoder,
+                                 encoder_source=encoder_source, device=device, batch_size=batch_size,
+                                 workers=workers, normalization=normalize, half=half, speakers=dict(speakers or {}))
+        self._start(options)
+
+    def _load(self, options: PredictOptions) -> Encoder:
+        self.model, model_file = _load_model(options)
+        encoder_name = options.encoder or self.model.metadata.encoder
+        if encoder_name != self.model.metadata.encoder:
+            raise ModelLoadingError(
+                f"model {model_file} was trained on {self.model.metadata.encoder!r} embeddings, "
+                f"not {encoder_name!r}; drop --encoder or choose a model trained for it"
+            )
+        encoder = build_encoder(options, encoder_name)
+        if encoder.dim != self.model.metadata.encoder_dim:
+            raise ModelLoadingError(
+                f"model {model_file} expects {self.model.metadata.encoder_dim}-d {encoder_name} embeddings, "
+                f"but this encoder gives {encoder.dim}-d"
+            )
+        trained_on = self.model.metadata.encoder_revision
+        if trained_on and trained_on != encoder.revision:
+            log.warning("model %s was trained on revision %s of the %s features, and this persona computes "
+                        "revision %s: its predictions will drift from the figures it was validated with; "
+                        "retrain it with `persona train`", model_file, trained_on, encoder_name, encoder.revision)
+        self.model.to(options.device)
+        return encoder
+
+    @property
+    def normalization(self) -> str:
+        """How this model's inputs are normalised: none, corpus or speaker."""
+        return self.model.metadata.normalization
+
+    def check_groups(self, paths: Iterable[str | PathLike]) -> None:
+        """Refuse (UsageError), before any work, files whose normalisation groups are too small."""
+        check_prediction_groups([Path(p) for p in paths], self.normalization, self.options.speakers)
+
+    def predict_files(self, paths: Iterable[str | PathLike]) -> Iterator[Prediction]:
+        """One Prediction per file, lazily and in input order; a file that fails carries an `error`.
+
+        With `corpus` or `speaker` normalisation every file is embedded before any is predicted (a
+        file's input depends on its group's statistics), so predictions come out only at the end.
+        """
+        files = (Path(p) for p in paths)
+        if self.normalization != "none":
+            yield from self._predict_normalized(list(files))
+            return
+        for results in batched(embed_files(files, self.encoder, self.options), self.options.batch_size):
+            yield from self._predictions(results)
+
+    def predict_waveform(self, wave: np.ndarray, sample_rate: int) -> Prediction:
+        """The Prediction for audio in memory: 1-D (mono) or (frames, channels) samples at `sample_rate` Hz."""
+        if self.normalization != "none":
+            raise UsageError(f"model {self.model.name} normalises over groups of files ({self.normalization}); "
+                             "use predict_files, or a model trained without --normalize")
+        (result,) = embed_files([Waveform(wave, sample_rate)], self.encoder, self.options)
+        (prediction,) = self._predictions([result])
+        return prediction
+
+    def _predict_normalized(self, paths: list[Path]) -> Iterator[Prediction]:
+        how = self.normalization
+        results = list(embed_files(paths, self.encoder, self.options))
+        groups = prediction_groups(paths, how, self.options.speakers)
+        good = [i for i, r in enumerate(results) if r.vector is not None]
+        sizes = Counter(groups[i] for i in good)
+        usable = [i for i in good if sizes[groups[i]] >= MIN_GROUP_FILES]
+        for i in set(good) - set(usable):  # its group lost too many files to errors to be normalised
+            results[i].vector, results[i].warning = None, None
+            results[i].error = (f"too few usable files in its {how} group to normalise "
+                                f"({sizes[groups[i]]} < {MIN_GROUP_FILES})")
+        if usable:
+            inputs = network_inputs(np.stack([results[i].vector for i in usable]), how, [groups[i] for i in usable])
+            for i, vector in zip(usable, inputs):
+                results[i].vector = vector
+        for start in range(0, len(results), self.options.batch_size):
+            yield from self._predictions(results[start : start + self.options.batch_size])
+
+    def _predictions(self, results: list[EmbeddingResult]) -> list[Prediction]:
+        good = [r for r in results if r.vector is not None]
+        outputs = self.model.predict(np.stack([r.vector for r in good])) if good else None
+        index = {id(r): i for i, r in enumerate(good)}
+        emotions, genders = self.model.metadata.emotions, self.model.metadata.genders
+        predictions = []
+        for result in results:
+            values: dict = {}
+            if outputs is not None and id(result) in index:
+                i = index[id(result)]
+                emotion_probs, gender_probs = outputs.emotion_probs[i], outputs.gender_probs[i]
+                values = {f"prob_{e}": round(float(p), 4) for e, p in zip(emotions, emotion_probs)}
+                values.update(
+                    emotion=emotions[int(emotion_probs.argmax())],
+                    emotion_confidence=round(float(emotion_probs.max()), 4),
+                    gender=genders[int(gender_probs.argmax())],
+                    gender_confidence=round(float(gender_probs.max()), 4),
+                    age=round(float(outputs.age_years[i]), 1),
+                )
+            predictions.append(_prediction(
+                path=_shown(result.path), duration_s=result.duration_s, encoder=self.encoder.name,
+                model=self.model.name, normalization=self.normalization, error=result.error,
+                warning=result.warning, **values,
+            ))
+        return predictions
+
+
+_NO_PREDICTION = {f.name: None for f in dataclasses.fields(Prediction)}
+
+
+def _prediction(**values) -> Prediction:
+    """A Prediction whose columns not given are empty (a failed file has no probabilities)."""
+    return Prediction(**{**_NO_PREDICTION, **values})
+
+
+def _shown(path: Path | None) -> str | None:
+    return None if path is None else display_path(path)
+
+
+def _load_model(options: PredictOptions) -> tuple[PersonaModel, str]:
+    """The model the options name (a checkpoint, or the bundled model for their encoder and
+    normalisation), checked against the normalisation they ask for, and its file name."""
+    if options.model is None:
+        encoder_name = options.encoder or DEFAULT_ENCODER
+        normalization = options.normalization or "none"
+        model_path = bundled_model_path(encoder_name, normalization)
+        if not model_path.exists():
+            flag = "" if normalization == "none" else f" --normalize {normalization}"
+            raise UsageError(f"no bundled model for encoder {encoder_name!r}{' with' + flag if flag else ''}; "
+                             f"pass --model FILE trained with `persona train --encoder {encoder_name}{flag}`")
+    else:
+        model_path = Path(options.model)
+    model = load_model(model_path)
+    if options.normalization is not None and options.normalization != model.metadata.normalization:
+        raise UsageError(
+            f"--normalize {options.normalization}: model {model_path.name} was trained with "
+            f"{model.metadata.normalization} normalisation, and its inputs must be normalised the same way "
+            f"(drop --normalize, or train a model with --normalize {options.normalization})"
+        )
+    return model, model_path.name
+
+
+__all__ = ["Embedder", "Predictor", "build_encoder"]
