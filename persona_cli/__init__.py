@@ -30,7 +30,19 @@ _EXPORTS = {
     "ModelLoadingError": "persona_cli.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__",
+    "Predictor",
+    "Embedder",
+    "Prediction",
+    "Embedding",
+    "train",
+    "evaluate",
+    "PersonaError",
+    "UsageError",
+    "AudioLoadError",
+    "ModelLoadingError",
+]
 
 if TYPE_CHECKING:
     from persona_cli.errors import AudioLoadError, ModelLoadingError, PersonaError, UsageError

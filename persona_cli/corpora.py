@@ -12,15 +12,23 @@ import io
 import logging
 import math
 import re
-import statistics
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from persona_cli.errors import UsageError
-from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.corpus_labels import (
+    AGE_BUCKETS,
+    CREMA_EMOTIONS,
+    EMODB_EMOTIONS,
+    EMODB_SPEAKERS,
+    EMOTION_SYNONYMS,
+    GENDER_SYNONYMS,
+    RAVDESS_EMOTIONS,
+    TESS_EMOTIONS,
+    TESS_SPEAKER_AGES,
+)
 
 log = logging.getLogger("persona")
 
@@ -39,95 +47,6 @@ class LabelledClip:
     age: float | None  # years, or None
     emotion_raw: str | None  # the corpus's own label before mapping ("calm", "boredom"), for reports
 
-
-# --- label tables ----------------------------------------------------------------------------------
-# Each corpus code maps to (its own English label, one of EMOTIONS or None). None marks emotions
-# outside the paper's six: the clip still trains gender/age, and reports still see the raw label.
-
-RAVDESS_EMOTIONS = {
-    "01": ("neutral", "neutral"),
-    "02": ("calm", None),
-    "03": ("happy", "happy"),
-    "04": ("sad", "sad"),
-    "05": ("angry", "anger"),
-    "06": ("fearful", "fear"),
-    "07": ("disgust", "disgust"),
-    "08": ("surprised", None),
-}
-EMODB_EMOTIONS = {  # German initials: Wut, Langeweile, Ekel, Angst, Freude, Trauer, Neutral
-    "W": ("anger", "anger"),
-    "L": ("boredom", None),
-    "E": ("disgust", "disgust"),
-    "A": ("fear", "fear"),
-    "F": ("happiness", "happy"),
-    "T": ("sadness", "sad"),
-    "N": ("neutral", "neutral"),
-}
-CREMA_EMOTIONS = {
-    "ANG": ("anger", "anger"),
-    "DIS": ("disgust", "disgust"),
-    "FEA": ("fear", "fear"),
-    "HAP": ("happy", "happy"),
-    "NEU": ("neutral", "neutral"),
-    "SAD": ("sad", "sad"),
-}
-TESS_EMOTIONS = {
-    "angry": "anger",
-    "disgust": "disgust",
-    "fear": "fear",
-    "happy": "happy",
-    "neutral": "neutral",
-    "sad": "sad",
-    "ps": None,  # pleasant surprise
-}
-# Free-text labels a manifest may use; anything else is kept as emotion_raw and masked.
-EMOTION_SYNONYMS = {
-    **{e: e for e in EMOTIONS},
-    "angry": "anger",
-    "disgusted": "disgust",
-    "fearful": "fear",
-    "afraid": "fear",
-    "happiness": "happy",
-    "sadness": "sad",
-    **{code.lower(): mapped for code, (_, mapped) in CREMA_EMOTIONS.items()},
-}
-# Common Voice before v10 says male/female; later releases say male_masculine/female_feminine and
-# add other answers (intersex, non-binary, ...) that the two-class gender head cannot learn from.
-GENDER_SYNONYMS = {
-    "female": "female",
-    "male": "male",
-    "f": "female",
-    "m": "male",
-    "female_feminine": "female",
-    "male_masculine": "male",
-}
-# Common Voice age buckets -> mid-point in years; "fourties" is Common Voice's own spelling.
-AGE_BUCKETS = {
-    "teens": 16.0,
-    "twenties": 25.0,
-    "thirties": 35.0,
-    "fourties": 45.0,
-    "forties": 45.0,
-    "fifties": 55.0,
-    "sixties": 65.0,
-    "seventies": 75.0,
-    "eighties": 85.0,
-    "nineties": 95.0,
-}
-# Published EmoDB speaker table (Burkhardt et al. 2005), for copies without speakers.csv.
-EMODB_SPEAKERS = {
-    "03": ("male", 31.0),
-    "08": ("female", 34.0),
-    "09": ("female", 21.0),
-    "10": ("male", 32.0),
-    "11": ("male", 26.0),
-    "12": ("male", 30.0),
-    "13": ("female", 32.0),
-    "14": ("female", 35.0),
-    "15": ("male", 25.0),
-    "16": ("female", 31.0),
-}
-TESS_SPEAKER_AGES = {"OAF": 64.0, "YAF": 26.0}  # the older and the younger actress, both female
 
 # File-name patterns: a file that does not match is not a clip of that corpus (and is counted).
 RAVDESS_NAME = re.compile(r"^\d\d-\d\d-(?P<emotion>\d\d)-\d\d-\d\d-\d\d-(?P<actor>\d\d)$")
@@ -431,57 +350,3 @@ def read_corpus(spec: str) -> list[LabelledClip]:
 def read_corpora(specs: Sequence[str]) -> list[LabelledClip]:
     """All clips of several corpora, in the order given, each corpus in its reader's sorted order."""
     return [clip for spec in specs for clip in read_corpus(spec)]
-
-
-# --- summary ---------------------------------------------------------------------------------------
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """Left-aligned first column, right-aligned numbers, widths from the content."""
-    rows = [[str(cell) for cell in row] for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return [
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-        for row in rows
-    ]
-
-
-def summarize(clips: Sequence[LabelledClip]) -> str:
-    """What a training run read: clips and labels per corpus, emotion labels, genders, ages."""
-    if not clips:
-        return "no clips"
-    corpora = list(dict.fromkeys(clip.corpus for clip in clips))  # first-seen order
-
-    def counts(group: Sequence[LabelledClip]) -> list[object]:
-        return [
-            len(group),
-            len({c.speaker for c in group}),
-            sum(c.emotion is not None for c in group),
-            sum(c.gender is not None for c in group),
-            sum(c.age is not None for c in group),
-        ]
-
-    per_corpus = [[name, *counts([c for c in clips if c.corpus == name])] for name in corpora]
-    header = ["corpus", "clips", "speakers", "emotion", "gender", "age"]
-    lines = _table(header, [*per_corpus, ["all", *counts(clips)]])
-
-    raw = Counter((c.corpus, c.emotion_raw, c.emotion) for c in clips if c.emotion_raw is not None)
-    if raw:
-        lines += ["", *_table(
-            ["emotion label", "-> task", "clips"],
-            [[f"{corpus}:{label}", mapped or "(masked)", n]
-             for (corpus, label, mapped), n in sorted(raw.items(), key=lambda item: item[0][:2])],
-        )]
-        emotions = Counter(c.emotion for c in clips if c.emotion is not None)
-        lines += ["", *_table(["emotion", "clips"], [[e, emotions[e]] for e in EMOTIONS])]
-
-    genders = Counter(c.gender for c in clips if c.gender is not None)
-    lines += ["", *_table(["gender", "clips"], [[g, genders[g]] for g in GENDERS])]
-
-    ages = [c.age for c in clips if c.age is not None]
-    if ages:
-        lines += ["", f"age: {len(ages)} labelled, mean {statistics.fmean(ages):.1f}, "
-                      f"min {min(ages):g}, max {max(ages):g} years"]
-    else:
-        lines += ["", "age: none labelled"]
-    return "\n".join(lines)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from persona_cli.corpora import LabelledClip, read_corpora, summarize
+from persona_cli.corpora import LabelledClip, read_corpora
 from persona_cli.embedding_cache import EmbeddingCache
 from persona_cli.encoders import DEFAULT_ENCODER, Encoder
 from persona_cli.errors import ModelLoadingError, UsageError
@@ -240,6 +242,57 @@ def score_model(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.D
     return metrics_report(overall, per_corpus, protocol=protocol), predictions_frame(data.clips, table)
 
 
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """Left-aligned first column, right-aligned numbers, widths from the content."""
+    rows = [[str(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in rows
+    ]
+
+
+def summarize(clips: Sequence[LabelledClip]) -> str:
+    """What a training run read: clips and labels per corpus, emotion labels, genders, ages."""
+    if not clips:
+        return "no clips"
+    corpora = list(dict.fromkeys(clip.corpus for clip in clips))  # first-seen order
+
+    def counts(group: Sequence[LabelledClip]) -> list[object]:
+        return [
+            len(group),
+            len({c.speaker for c in group}),
+            sum(c.emotion is not None for c in group),
+            sum(c.gender is not None for c in group),
+            sum(c.age is not None for c in group),
+        ]
+
+    per_corpus = [[name, *counts([c for c in clips if c.corpus == name])] for name in corpora]
+    header = ["corpus", "clips", "speakers", "emotion", "gender", "age"]
+    lines = _table(header, [*per_corpus, ["all", *counts(clips)]])
+
+    raw = Counter((c.corpus, c.emotion_raw, c.emotion) for c in clips if c.emotion_raw is not None)
+    if raw:
+        lines += ["", *_table(
+            ["emotion label", "-> task", "clips"],
+            [[f"{corpus}:{label}", mapped or "(masked)", n]
+             for (corpus, label, mapped), n in sorted(raw.items(), key=lambda item: item[0][:2])],
+        )]
+        emotions = Counter(c.emotion for c in clips if c.emotion is not None)
+        lines += ["", *_table(["emotion", "clips"], [[e, emotions[e]] for e in EMOTIONS])]
+
+    genders = Counter(c.gender for c in clips if c.gender is not None)
+    lines += ["", *_table(["gender", "clips"], [[g, genders[g]] for g in GENDERS])]
+
+    ages = [c.age for c in clips if c.age is not None]
+    if ages:
+        lines += ["", f"age: {len(ages)} labelled, mean {statistics.fmean(ages):.1f}, "
+                      f"min {min(ages):g}, max {max(ages):g} years"]
+    else:
+        lines += ["", "age: none labelled"]
+    return "\n".join(lines)
+
+
 def comparison_table(rows: Sequence[dict]) -> str:
     """Markdown in the shape of the paper's Table 1: one row per encoder x head."""
     lines = ["| Encoder | Head | Emotion acc (%) | Emotion UAR (%) | Gender acc (%) | Age RMSE (years) | Age MAE (years) |",
@@ -307,5 +360,5 @@ def write_model(model: PersonaModel, out_dir: Path) -> Path:
 
 
 __all__ = ["LabelledFeatures", "compare_encoders", "comparison_table", "cross_corpus", "data_summary", "embed_corpora", "evaluate",
-           "headline_figures", "normalize_features", "predictions_frame", "score_model", "train", "train_final_model",
+           "headline_figures", "normalize_features", "predictions_frame", "score_model", "summarize", "train", "train_final_model",
            "write_model"]

@@ -15,16 +15,15 @@ import pytest
 from persona_cli import corpora
 from persona_cli.corpora import (
     AGE_BUCKETS,
-    EMOTIONS,
-    GENDERS,
     READERS,
     LabelledClip,
     detect_reader,
     read_corpora,
     read_corpus,
-    summarize,
 )
 from persona_cli.errors import UsageError
+from persona_cli.experiments import summarize
+from persona_cli.labels import EMOTIONS, GENDERS
 from conftest import require_shared
 
 
