@@ -28,7 +28,7 @@ from persona_cli.normalization import input_width
 log = logging.getLogger("persona")
 
 
-@dataclass
+@dataclass(frozen=True)  # shared instances (defaults, PAPER_RECIPE) must not change
 class TrainConfig:
     """The training recipe: the paper's optimiser, epochs, early stopping and LR decay, with the
     regularisation that cross-validation on ../shared/data showed these small corpora need."""
