@@ -15,6 +15,7 @@ import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -189,6 +190,7 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
     train_x, train_y = tensors(train_index)
     validation_x, validation_y = tensors(validation_index)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler: torch.optim.lr_scheduler.CosineAnnealingLR | torch.optim.lr_scheduler.ReduceLROnPlateau
     if config.lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     else:
@@ -226,7 +228,7 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
             with torch.no_grad():
                 validation_loss = float(multitask_loss(network(validation_x), validation_y))
             history.validation_loss.append(validation_loss)
-        if config.lr_schedule == "cosine":
+        if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # "cosine"
             scheduler.step()
         elif validation_loss is not None:
             scheduler.step(validation_loss)
@@ -326,7 +328,9 @@ def cross_validate(features: np.ndarray, clips: Sequence[LabelledClip], encoder:
     targets = Targets.from_clips(clips)
     pooled: dict[str, np.ndarray] | None = None
     fold_of = np.full(len(clips), -1)
-    fold_reports, histories, baselines = [], [], np.zeros(len(clips), np.float32)
+    fold_reports: list[dict[str, Any]] = []
+    histories: list[TrainingHistory] = []
+    baselines = np.zeros(len(clips), np.float32)
     for k, test_index in enumerate(make_folds(clips, folds, split, config.seed)):
         train_index = np.setdiff1d(np.arange(len(clips)), test_index)
         model, history = fit(features[train_index], targets.subset(train_index), [speakers[i] for i in train_index],
@@ -342,6 +346,8 @@ def cross_validate(features: np.ndarray, clips: Sequence[LabelledClip], encoder:
         fold_of[test_index] = k + 1
         baselines[test_index] = model.metadata.age_mean
         log.info("fold %d/%d done", k + 1, folds)
+    if pooled is None:
+        raise ValueError("cross-validation needs at least one fold")
     # pooled metrics judge each clip by its own fold's model; the age baseline is each fold's training mean
     overall, per_corpus = score(pooled, corpora, float(baselines.mean()))
     mean, std = summarize_folds([f["overall"] for f in fold_reports])

@@ -98,8 +98,8 @@ class SpeechBrainEncoder(Encoder):
 def equal_length_batches(lengths: Sequence[int], max_batch: int) -> Iterator[list[int]]:
     """Indices grouped by equal length (shortest first), in slices of at most `max_batch`."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    for _, group in groupby(order, key=lengths.__getitem__):
-        group = list(group)
+    for _, same_length in groupby(order, key=lengths.__getitem__):
+        group = list(same_length)
         for start in range(0, len(group), max_batch):
             yield group[start : start + max_batch]
 
@@ -264,7 +264,7 @@ class _TransferReport(logging.Filter):
 
 
 @functools.cache
-def _import_speechbrain() -> type:
+def _import_speechbrain() -> type[Any]:  # EncoderClassifier; SpeechBrain is untyped
     """Import SpeechBrain's EncoderClassifier with torchaudio made importable and logging quietened."""
     _quiet_speechbrain_logging()
     # On import SpeechBrain turns on TF32 matmuls for the whole process ("quirks"): on recent GPUs
