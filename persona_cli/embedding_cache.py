@@ -25,7 +25,8 @@ structured record (duration_s, crc32, vector). Chosen over a single sqlite datab
 - one damaged entry costs one recomputation, never the whole cache ("database disk image is
   malformed" would lose everything);
 - 10^4-10^5 entries spread over 256 sub-folders is a few hundred files per folder, and reading one
-  back is a single small `np.load` (~50 us), so sqlite would not be meaningfully faster here.
+  back is a single small `np.load` (docs/measurements.md, "Embedding cache"), so sqlite would not be
+  meaningfully faster here.
 
 Reading never unpickles (`allow_pickle=False`), and an entry that cannot be read, has the wrong
 layout or fails its crc32 is a miss and gets overwritten. Failed files are never cached.
