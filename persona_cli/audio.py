@@ -1,9 +1,20 @@
 """Find audio files and turn each into 16 kHz mono float32 chunks, streamed so long files fit in memory.
 
 What goes wrong with one file is an AudioLoadError whose message becomes that file's `error`
-(a short, lowercase reason, never a traceback): `empty file`, `file not found`, `broken symlink`,
-`symlink loop`, `permission denied`, `not an audio file`, `unsupported format: ...`,
-`truncated wav header`, `decode error: ...`, `no audio samples in file`.
+(a short, lowercase reason, never a traceback). This is the reference list; keep it complete when
+adding one (pipeline.py and README.md summarise it):
+
+- unreadable: `file not found`, `broken symlink`, `symlink loop`, `permission denied`,
+  `cannot open: <OS reason>`, `is a folder, not a file`, `not a regular file`, `empty file`;
+- not audio: `not an audio file`;
+- not decodable here: `unsupported format: <extension>` (m4a, aac, wma, webm),
+  `unsupported format: wav codec 0x0055 (mp3)`, `unsupported format: <libsndfile reason>`,
+  `unsupported sample rate: <rate> Hz`;
+- broken: `truncated wav header`, `malformed wav header`, `decode error: <libsndfile reason>`,
+  `no audio samples in file`.
+
+The pipeline adds the errors that are not about reading audio (`too short: ...`, `embedding
+failed: ...`; see pipeline.py).
 
 Some files decode but deserve a second look; they are not errors, and `SignalStats.warnings()`
 names them (the `warning` column; see pipeline.py for the full policy): digital silence or near

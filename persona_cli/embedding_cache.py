@@ -25,7 +25,8 @@ structured record (duration_s, crc32, vector). Chosen over a single sqlite datab
 - one damaged entry costs one recomputation, never the whole cache ("database disk image is
   malformed" would lose everything);
 - 10^4-10^5 entries spread over 256 sub-folders is a few hundred files per folder, and reading one
-  back is a single small `np.load` (~50 us), so sqlite would not be meaningfully faster here.
+  back is a single small `np.load` (docs/measurements.md, "Embedding cache"), so sqlite would not be
+  meaningfully faster here.
 
 Reading never unpickles (`allow_pickle=False`), and an entry that cannot be read, has the wrong
 layout or fails its crc32 is a miss and gets overwritten. Failed files are never cached.
@@ -192,10 +193,11 @@ class EmbeddingCache:
 
         stored = 0
         fresh = embed_files((Path(paths[i]) for i, _ in missing), self.encoder, options)
-        for (i, entry), result in zip(missing, fresh):
+        for (i, target), result in zip(missing, fresh):
             results[i] = result
-            if entry is not None and result.error is None and result.vector is not None:
-                stored += self._write(entry, result)
+            if (target is not None and result.error is None and result.vector is not None
+                    and result.duration_s is not None):  # embed_files sets the duration with the vector
+                stored += self._write(target, result.duration_s, result.vector)
         log.debug("embedding cache %s: %d hits, %d misses, %d stored", folder, self.hits, self.misses, stored)
         return results  # type: ignore[return-value]
 
@@ -217,9 +219,9 @@ class EmbeddingCache:
             log.debug("ignoring damaged embedding cache entry %s: %s", entry, error)
             return None
 
-    def _write(self, entry: Path, result: EmbeddingResult) -> bool:
-        vector = np.ascontiguousarray(result.vector)
-        duration = float(result.duration_s)
+    def _write(self, entry: Path, duration_s: float, vector: np.ndarray) -> bool:
+        vector = np.ascontiguousarray(vector)
+        duration = float(duration_s)
         dtype = np.dtype([("duration_s", "<f8"), ("crc32", "<u4"), ("vector", vector.dtype, vector.shape)])
         record = np.zeros(1, dtype)
         record["duration_s"], record["crc32"], record["vector"][0] = duration, _crc(duration, vector), vector

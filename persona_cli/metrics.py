@@ -225,7 +225,9 @@ _COLUMNS = (
 def markdown_table(report: Mapping[str, Any]) -> str:
     """The report as Markdown: the protocol line, then one row per corpus and a last "overall" row."""
     std = report.get("std") or {}
-    rows = [(name, result, {}) for name, result in report["per_corpus"].items()]
+    rows: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]] = [
+        (name, result, {}) for name, result in report["per_corpus"].items()
+    ]
     rows.append(("overall", report["overall"], std))
     lines = [
         f"Protocol: {report['protocol']}",

@@ -57,6 +57,11 @@ class PersonaNet(nn.Module):
     travel inside the checkpoint.
     """
 
+    # declared for type checkers: the buffers are registered in __init__, and conv is None for "fcn"
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    conv: nn.Sequential | None
+
     def __init__(self, input_dim: int, head: str = "cnn", n_emotions: int = 6, n_genders: int = 2,
                  conv_channels: tuple[int, int] = (16, 32), dropout: float = 0.3):
         super().__init__()

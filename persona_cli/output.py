@@ -151,6 +151,7 @@ class OutputTarget:
 
     def _load_existing(self) -> None:
         """Make `.partial` hold every row written so far, and note which paths those rows cover."""
+        assert self.path is not None  # only file targets resume
         if self.partial.exists():
             _cut_torn_last_line(self.partial)  # a killed run is newer than any published file
         elif self.path.exists():
@@ -160,8 +161,9 @@ class OutputTarget:
             self.done_failed += bool(row.get("error"))
 
     def _republish_as_partial(self) -> None:
+        assert self.path is not None  # only file targets resume
         if self.format == "parquet":
-            journal = JsonLinesWriter(None, self.schema)
+            journal = JsonLinesWriter(io.StringIO(), self.schema)  # only its format() is used
             try:
                 with self.partial.open("w", encoding="utf-8") as stream:
                     for batch in pq.ParquetFile(self.path).iter_batches(batch_size=PARQUET_ROW_GROUP):
@@ -217,6 +219,7 @@ class OutputTarget:
             os.replace(self.partial, self.path)
 
     def _convert_journal_to_parquet(self) -> None:
+        assert self.path is not None  # stdout cannot take Parquet
         converting = self.path.with_name(f".{self.path.name}.converting")
         try:
             with pq.ParquetWriter(str(converting), self.schema) as parquet:

@@ -5,7 +5,7 @@ emotions) is masked out of that task's loss only, so one model learns from all c
 (aggregated-corpora multi-task learning, Kim et al. 2017). The paper's recipe (Adam at
 1e-3, up to 20 epochs, early stopping on a validation part, learning-rate decay on plateau) is
 still available through TrainConfig; the default is Adam at 2e-3 with cosine decay over 20 epochs
-on every training speaker (see TrainConfig for the measured effect),
+on every training speaker (docs/measurements.md, "Training recipe", has the measured effect),
 loss = CE(emotion, class-balanced) + CE(gender) + MSE(standardised age).
 """
 
@@ -15,6 +15,7 @@ import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,33 +29,32 @@ from persona_cli.normalization import input_width
 log = logging.getLogger("persona")
 
 
-@dataclass
+@dataclass(frozen=True)  # shared instances (defaults, PAPER_RECIPE) must not change
 class TrainConfig:
     """The training recipe: the paper's optimiser, epochs, early stopping and LR decay, with the
     regularisation that cross-validation on ../shared/data showed these small corpora need."""
 
-    # The paper's CNN head is kept as an option: on GE2E embeddings it scored 47.4 % on RAVDESS
-    # emotion against 51.4 % for the dense head under the same recipe (speaker-grouped 5-fold).
+    # The paper's CNN head is kept as an option: on GE2E embeddings it scored lower on RAVDESS
+    # emotion than the dense head under the same recipe (docs/measurements.md, "Training recipe").
     head: str = "fcn"  # "fcn" (dense layers only) or "cnn" (the paper's conv + dense net)
     # Fixed-budget schedule. Early stopping on a held-out 15 % of the speakers stopped before the
-    # emotion head had converged and cost RAVDESS 2-3 of its 20 actors; training on every speaker
-    # for `epochs` with cosine decay from 2e-3 (and class-balanced emotion CE) lifted RAVDESS
-    # emotion from 53.8/56.1/51.7 % (seeds 0/1/2, mean 53.9) to 56.4/57.8/56.9 % (mean 57.0);
-    # EmoDB 71.8 -> 74.9 % (mean), CV gender 97.3 -> 97.5 %, age RMSE 11.09 -> 10.97 y, MAE
-    # 8.45 -> 8.37 y (ge2e, fcn, speaker-grouped 5-fold).
+    # emotion head had converged and cost RAVDESS some of its few actors; training on every speaker
+    # for `epochs` with cosine decay from 2e-3 (and class-balanced emotion CE) scored better on every
+    # corpus and task, over three seeds (docs/measurements.md, "Training recipe").
     epochs: int = 20  # with a validation part: an upper bound; without one: the training length
-    learning_rate: float = 2e-3  # peak LR (Adam); 1e-3 and 3e-3 scored 55.9 and 56.4 % (mean of 3 seeds)
+    learning_rate: float = 2e-3  # peak LR (Adam); 1e-3 and 3e-3 scored lower (docs/measurements.md)
     lr_schedule: str = "cosine"  # "cosine" (decay to 0 over `epochs`) or "plateau" (halve when validation stalls)
     batch_size: int = 32
     patience: int = 5  # epochs without validation improvement before stopping (needs a validation part)
     lr_patience: int = 2  # "plateau": epochs without improvement before the learning rate is halved
     validation_fraction: float = 0.0  # share of training speakers held out for early stopping (0: none)
     # RAVDESS has half as many neutral clips as each other emotion: weighting emotion CE by inverse
-    # class frequency gave 57.0 % against 57.5 % mean, but its worst seed is 56.4 % against 55.6 %.
+    # class frequency costs a little on the mean over seeds but lifts the worst seed
+    # (docs/measurements.md, "Training recipe").
     balance_emotions: bool = True
-    # Regularisation: the net overfits a few dozen speakers within ~4 epochs without it.
-    # Together these lifted RAVDESS emotion from 51.4 to 53.8 % and Common Voice gender from 96.8
-    # to 97.4 %, age RMSE 11.21 -> 11.14 years (ge2e, fcn, seed 0).
+    # Regularisation: without it the net overfits a few dozen speakers within a few epochs.
+    # Together these lifted RAVDESS emotion, Common Voice gender and age (docs/measurements.md,
+    # "Training recipe").
     dropout: float = 0.5
     weight_decay: float = 1e-2  # L2 penalty (Adam's weight_decay)
     input_noise: float = 0.5  # std of Gaussian noise added to the standardised embeddings while training
@@ -151,7 +151,8 @@ def fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encoder
     """Train one model on the given clips (minus a speaker-disjoint validation part, if the config asks
     for early stopping)."""
     # The network is tiny and batches are small: splitting each op over threads costs more than it
-    # saves (one thread trained 4x faster than two on a 2-core machine), and it keeps runs reproducible.
+    # saves (one thread trained several times faster than two on a 2-core machine: docs/measurements.md),
+    # and it keeps runs reproducible.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -189,6 +190,7 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
     train_x, train_y = tensors(train_index)
     validation_x, validation_y = tensors(validation_index)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler: torch.optim.lr_scheduler.CosineAnnealingLR | torch.optim.lr_scheduler.ReduceLROnPlateau
     if config.lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     else:
@@ -226,7 +228,7 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
             with torch.no_grad():
                 validation_loss = float(multitask_loss(network(validation_x), validation_y))
             history.validation_loss.append(validation_loss)
-        if config.lr_schedule == "cosine":
+        if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # "cosine"
             scheduler.step()
         elif validation_loss is not None:
             scheduler.step(validation_loss)
@@ -326,7 +328,9 @@ def cross_validate(features: np.ndarray, clips: Sequence[LabelledClip], encoder:
     targets = Targets.from_clips(clips)
     pooled: dict[str, np.ndarray] | None = None
     fold_of = np.full(len(clips), -1)
-    fold_reports, histories, baselines = [], [], np.zeros(len(clips), np.float32)
+    fold_reports: list[dict[str, Any]] = []
+    histories: list[TrainingHistory] = []
+    baselines = np.zeros(len(clips), np.float32)
     for k, test_index in enumerate(make_folds(clips, folds, split, config.seed)):
         train_index = np.setdiff1d(np.arange(len(clips)), test_index)
         model, history = fit(features[train_index], targets.subset(train_index), [speakers[i] for i in train_index],
@@ -342,6 +346,8 @@ def cross_validate(features: np.ndarray, clips: Sequence[LabelledClip], encoder:
         fold_of[test_index] = k + 1
         baselines[test_index] = model.metadata.age_mean
         log.info("fold %d/%d done", k + 1, folds)
+    if pooled is None:
+        raise ValueError("cross-validation needs at least one fold")
     # pooled metrics judge each clip by its own fold's model; the age baseline is each fold's training mean
     overall, per_corpus = score(pooled, corpora, float(baselines.mean()))
     mean, std = summarize_folds([f["overall"] for f in fold_reports])

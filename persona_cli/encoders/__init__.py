@@ -22,8 +22,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 FUSED_NAMES = ("ge2e-layers+prosody+mfcc", "ge2e+prosody+mfcc", "ge2e+prosody", "ge2e+egemaps")
 ENCODER_NAMES = tuple(_REGISTRY) + FUSED_NAMES
 # the speaker embedding with its upper LSTM layers' frame statistics, 37 prosodic functionals and
-# MFCC statistics: RAVDESS emotion 69.0 % against 56.1 % for ge2e alone and 61.6 % without the layer
-# statistics (README, "Training"), and still above 250 audio-s/s on 2 CPU cores (README, "Speed")
+# MFCC statistics: the best RAVDESS emotion of the encoders tried, well above ge2e alone and above
+# the same set without the layer statistics, and still fast on 2 CPU cores (docs/measurements.md,
+# "Default encoder"; README, "Training and evaluation" and "Speed and scale")
 DEFAULT_ENCODER = "ge2e-layers+prosody+mfcc"
 
 

@@ -47,12 +47,14 @@ def _fail_if_no_align(func: Callable[..., Any]) -> Callable[..., Any]:
 def _extension_stub(reason: str) -> types.ModuleType:
     """A module with the names torchaudio's pure-Python code imports from `torchaudio._extension`."""
     stub = types.ModuleType(_STUB_NAME, f"persona stub: torchaudio extension unavailable ({reason})")
-    stub._IS_TORCHAUDIO_EXT_AVAILABLE = False
-    stub._IS_ALIGN_AVAILABLE = False
-    stub.fail_if_no_align = _fail_if_no_align
-    stub._load_lib = lambda lib: False
-    stub._check_cuda_version = lambda: None
-    stub.__all__ = ["_check_cuda_version", "_IS_TORCHAUDIO_EXT_AVAILABLE"]
+    vars(stub).update(
+        _IS_TORCHAUDIO_EXT_AVAILABLE=False,
+        _IS_ALIGN_AVAILABLE=False,
+        fail_if_no_align=_fail_if_no_align,
+        _load_lib=lambda lib: False,
+        _check_cuda_version=lambda: None,
+        __all__=["_check_cuda_version", "_IS_TORCHAUDIO_EXT_AVAILABLE"],
+    )
     return stub
 
 

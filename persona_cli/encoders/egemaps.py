@@ -1,9 +1,8 @@
 """eGeMAPSv02 functionals (Eyben et al. 2016, 88 values per file) through the `opensmile` package.
 
 The reference prosodic/spectral set for affect; opensmile ships its binaries on PyPI and runs
-offline, but at about 40 audio-seconds per wall-second on the 2-core machine, an order of magnitude
-slower than GE2E, so it is an option (`ge2e+egemaps`), not the default. Install: pip install
-'persona-cli[egemaps]'.
+offline, but far slower than GE2E (docs/measurements.md, "eGeMAPS"), so it is an option
+(`ge2e+egemaps`), not the default. Install: pip install 'persona-cli[egemaps]'.
 """
 
 from __future__ import annotations

@@ -47,10 +47,9 @@ VAD_SMOOTHING = 8  # windows in the moving average over voice flags
 VAD_MAX_SILENCE = 6  # silent windows kept on each side of speech
 INT16_MAX = 2**15 - 1
 
-#: partials per LSTM call. It bounds the LSTM's transient memory (measured: 34 MB for 32 partials,
-#: 78 MB for 128, 272 MB for 512), which sets how far RSS swings when parallel workers' calls
-#: coincide. One thread runs 463 partials/s in calls of 32, 416 in 64, 393 in 128: small calls cost
-#: nothing.
+#: partials per LSTM call. It bounds the LSTM's transient memory, which grows with the call size
+#: and sets how far RSS swings when parallel workers' calls coincide; small calls cost no speed
+#: (docs/measurements.md, "GE2E").
 MAX_PARTIALS_PER_FORWARD = 32
 GE2E_DIM = 256  # the embedding's and each LSTM layer's width
 LAYER_STATS_DIM = 4 * GE2E_DIM  # ge2e-layers: mean and std of the middle and the top layer
@@ -84,8 +83,8 @@ def _fresh_vad() -> webrtcvad.Vad:
 
     Each file needs a fresh one: webrtcvad adapts its noise model as it goes, so a shared detector
     would make a file's embedding depend on the files before it. But webrtcvad never frees a
-    detector (its handle has no destructor: 20,000 of them leaked 15 MB), so each thread keeps one
-    and re-initialises it, which is what a new one does on creation.
+    detector (its handle has no destructor, so one per file leaks: docs/measurements.md, "GE2E"), so
+    each thread keeps one and re-initialises it, which is what a new one does on creation.
     """
     vad = getattr(_thread_vads, "vad", None)
     if vad is None:
@@ -239,10 +238,10 @@ class GE2ELayersEncoder(GE2EEncoder):
     middle and top LSTM layers' outputs (256 + 1024 = 1280-d), all from the same forward pass.
 
     GE2E is trained to tell speakers apart, so its embedding keeps who is speaking and drops how; the
-    layers below it still carry how. Speaker-grouped 5-fold CV with `ge2e+prosody+mfcc` (prosody
-    revision 1) beside them (a linear probe, RAVDESS emotion): no layer statistics 62.7 %; first layer 63.0 %, middle 69.8 %,
-    top 63.6 %. In the network, middle and top together beat the middle alone on gender, age and
-    cross-corpus emotion (README, "Encoders").
+    layers below it still carry how. In a linear probe of RAVDESS emotion beside `ge2e+prosody+mfcc`,
+    the middle layer's statistics added far more than the first's or the top's; in the network,
+    middle and top together beat the middle alone on gender, age and cross-corpus emotion
+    (docs/measurements.md, "GE2E layer statistics"; README, "Encoders").
     """
 
     name = "ge2e-layers"

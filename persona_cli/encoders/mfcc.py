@@ -5,7 +5,7 @@ No weights, no network. Three choices depart from the plainest MFCC mean+std: 64
 mel bands (librosa's band count); dropping frames more than 40 dB below the file's loudest, since
 the second of silence around each acted sentence otherwise dominates the spread; and deltas, how
 fast the spectrum moves. Chosen by speaker-grouped 5-fold CV on ../shared/data over seeds 0/1/2 among
-ten variants, they lifted RAVDESS emotion from 40.7 % (seed 0) to 49.6 % (mean; 49.9 at seed 0).
+ten variants for RAVDESS emotion (docs/measurements.md, "MFCC baseline").
 
 Long files arrive in chunks; their vectors are averaged by duration, which keeps the mean exact and the
 spread approximately right.

@@ -100,8 +100,8 @@ class ProsodyEncoder(Encoder):
 
         The frame is windowed, so its autocorrelation fades with lag by the window's own
         autocorrelation; without dividing that out, half the true period (an octave too high)
-        often beat the period itself on low voices: 14 % of Common Voice's male clips had a median
-        F0 over 1.3x Praat's, against 2.5 % with the division and Praat's octave cost.
+        often beat the period itself on low voices. The division and Praat's octave cost make that
+        rare (docs/measurements.md, "Prosody pitch").
         """
         autocorrelation = torch.fft.irfft(power, N_FFT)[:, : self.max_lag + 1]
         normalised = autocorrelation / autocorrelation[:, :1] / self.window_autocorrelation

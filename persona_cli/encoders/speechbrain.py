@@ -5,14 +5,14 @@ Weights come from a local model folder (hyperparams.yaml + *.ckpt, as in the Hug
 A local folder always wins; SpeechBrain gets an explicit `savedir` in persona's cache, never the
 working directory. Hub loading first looks only at what is already on disk (the savedir and the
 Hugging Face cache), and goes to the network only when `HF_HUB_OFFLINE` is unset and the Hub
-answers a quick probe, so an offline machine fails in well under a second instead of retrying for
-half a minute. Every failure (missing folder or file, bad yaml, a checkpoint that does not fit the
+answers a quick probe, so an offline machine fails at once instead of sitting through
+huggingface_hub's retries (docs/measurements.md, "SpeechBrain encoders"). Every failure (missing folder or file, bad yaml, a checkpoint that does not fit the
 model, which SpeechBrain itself would only warn about) is one ModelLoadingError line saying how to
 provide the weights.
 
 Batching. `embed` runs waves of EQUAL length together and each distinct length on its own; it
-never zero-pads. Padding was measured to change embeddings by up to ~0.1 (random weights, 1-4 s
-waves), far beyond the 1e-4 that batched and one-at-a-time results must agree to. Fbank and the
+never zero-pads. Padding was measured to change embeddings far beyond the 1e-4 that batched and
+one-at-a-time results must agree to (docs/measurements.md, "SpeechBrain encoders"). Fbank and the
 sentence mean normalisation can be made padding-exact (Fbank pads with zeros; the relative
 lengths decide which frames the mean covers), but the TDNN / Res2Net convolutions pad each layer
 by *reflecting* the sequence at the tensor's end: alone, a wave's last frames see a reflection of
@@ -25,8 +25,8 @@ Waves shorter than 0.1 s (the tail chunk of a long file) are zero-padded to 0.1 
 own before batching, because the convolutions need a few frames.
 
 Determinism. SpeechBrain's `StatisticsPooling` (used by the x-vector) adds fresh random noise in
-[eps, 9*eps] (eps = 1e-5) to the pooled mean on every call, even in eval mode, which alone moves
-embeddings by ~3e-5 between two identical calls. We replace that noise, on our instance only, by
+[eps, 9*eps] (eps = 1e-5) to the pooled mean on every call, even in eval mode, which alone makes
+two identical calls disagree (docs/measurements.md). We replace that noise, on our instance only, by
 its expected value 5*eps, so results are reproducible and batch-independent.
 """
 
@@ -98,8 +98,8 @@ class SpeechBrainEncoder(Encoder):
 def equal_length_batches(lengths: Sequence[int], max_batch: int) -> Iterator[list[int]]:
     """Indices grouped by equal length (shortest first), in slices of at most `max_batch`."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    for _, group in groupby(order, key=lengths.__getitem__):
-        group = list(group)
+    for _, same_length in groupby(order, key=lengths.__getitem__):
+        group = list(same_length)
         for start in range(0, len(group), max_batch):
             yield group[start : start + max_batch]
 
@@ -264,7 +264,7 @@ class _TransferReport(logging.Filter):
 
 
 @functools.cache
-def _import_speechbrain() -> type:
+def _import_speechbrain() -> type[Any]:  # EncoderClassifier; SpeechBrain is untyped
     """Import SpeechBrain's EncoderClassifier with torchaudio made importable and logging quietened."""
     _quiet_speechbrain_logging()
     # On import SpeechBrain turns on TF32 matmuls for the whole process ("quirks"): on recent GPUs
@@ -309,7 +309,7 @@ def _hub_offline() -> bool:
 
 
 def _hub_reachable() -> bool:
-    """One quick request, without huggingface_hub's retries (which take ~25 s to give up offline)."""
+    """One quick request, without huggingface_hub's retries (slow to give up offline: docs/measurements.md)."""
     import huggingface_hub.constants
     from huggingface_hub.utils import get_session
 
