@@ -45,14 +45,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="*", type=Path, help=f"audio files or folders (default: {DEFAULT_CORPUS})")
     parser.add_argument("--limit", type=int, help="use only the first N files (sorted by path)")
-    parser.add_argument("--encoder", default=DEFAULT_ENCODER,
-                        help=f"{DEFAULT_ENCODER} (default, the bundled model's), ge2e, xvector, ecapa, mfcc or any A+B")
+    parser.add_argument(
+        "--encoder",
+        default=DEFAULT_ENCODER,
+        help=f"{DEFAULT_ENCODER} (default, the bundled model's), ge2e, xvector, ecapa, mfcc or any A+B",
+    )
     parser.add_argument("--encoder-source", help="folder with the encoder's weights (xvector/ecapa)")
-    parser.add_argument("--random-weights", action="store_true",
-                        help="xvector/ecapa: build a full-size random-weight model folder (speed only)")
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="xvector/ecapa: build a full-size random-weight model folder (speed only)",
+    )
     parser.add_argument("--workers", type=int, help="passed to persona predict --workers")
-    parser.add_argument("--naive-limit", type=int,
-                        help="time the naive loop on only the first N files (it is slow); default: all")
+    parser.add_argument(
+        "--naive-limit", type=int, help="time the naive loop on only the first N files (it is slow); default: all"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="persona runs; the median is reported")
     parser.add_argument("--skip-naive", action="store_true", help="only time persona predict")
     parser.add_argument("--naive-child", nargs=3, metavar=("LIST", "MODEL", "SOURCE"), help=argparse.SUPPRESS)
@@ -88,8 +95,18 @@ def main(argv: list[str] | None = None) -> int:
             naive_files = files[: args.naive_limit]
             naive_list = tmp_dir / "naive.txt"
             naive_list.write_text("".join(f"{f}\n" for f in naive_files))
-            naive = _run_child([sys.executable, __file__, "--encoder", args.encoder, "--naive-child",
-                                str(naive_list), str(model or ""), source or ""])
+            naive = _run_child(
+                [
+                    sys.executable,
+                    __file__,
+                    "--encoder",
+                    args.encoder,
+                    "--naive-child",
+                    str(naive_list),
+                    str(model or ""),
+                    source or "",
+                ]
+            )
             result["naive"] = naive
             result["speedup"] = round(persona["audio_s_per_s"] / naive["audio_s_per_s"], 2)
     print(json.dumps(result, indent=2))
@@ -99,8 +116,19 @@ def main(argv: list[str] | None = None) -> int:
 def _run_persona(file_list: Path, out: Path, args, model: Path | None, source: str | None) -> dict:
     import pyarrow.parquet as pq
 
-    command = [sys.executable, "-m", "persona_cli", "predict", "--files-from", str(file_list), "-o", str(out),
-               "--quiet", "--encoder", args.encoder]
+    command = [
+        sys.executable,
+        "-m",
+        "persona_cli",
+        "predict",
+        "--files-from",
+        str(file_list),
+        "-o",
+        str(out),
+        "--quiet",
+        "--encoder",
+        args.encoder,
+    ]
     if model:
         command += ["--model", str(model)]
     if source:
@@ -161,9 +189,18 @@ def _naive_child(file_list: str, model_path: str, source: str, encoder_name: str
         model.predict(vector[None, :])
         audio_s += len(wave) / 16_000
     loop_s = time.perf_counter() - started
-    print(json.dumps({"files": len(paths), "failed": failed, "audio_s": round(audio_s, 1),
-                      "loop_s": round(loop_s, 2), "audio_s_per_s": round(audio_s / loop_s, 1),
-                      "files_per_s": round(len(paths) / loop_s, 1)}))
+    print(
+        json.dumps(
+            {
+                "files": len(paths),
+                "failed": failed,
+                "audio_s": round(audio_s, 1),
+                "loop_s": round(loop_s, 2),
+                "audio_s_per_s": round(audio_s / loop_s, 1),
+                "files_per_s": round(len(paths) / loop_s, 1),
+            }
+        )
+    )
     return 0
 
 
@@ -215,7 +252,7 @@ def _model_for(encoder_name: str, source: str | None, tmp_dir: Path) -> Path | N
     """The bundled model for the encoder, or a freshly initialised one (the head's cost does not
     depend on its weights)."""
     from persona_cli.encoders import load_encoder
-    from persona_cli.model import ModelMetadata, PersonaModel, bundled_model_path, build_network
+    from persona_cli.model import ModelMetadata, PersonaModel, build_network, bundled_model_path
 
     if bundled_model_path(encoder_name).exists():
         return None

@@ -1,25 +1,12 @@
 """Find audio files and turn each into 16 kHz mono float32 chunks, streamed so long files fit in memory.
 
 What goes wrong with one file is an AudioLoadError whose message becomes that file's `error`
-(a short, lowercase reason, never a traceback). This is the reference list; keep it complete when
-adding one (pipeline.py and README.md summarise it):
-
-- unreadable: `file not found`, `broken symlink`, `symlink loop`, `permission denied`,
-  `cannot open: <OS reason>`, `is a folder, not a file`, `not a regular file`, `empty file`;
-- not audio: `not an audio file`;
-- not decodable here: `unsupported format: <extension>` (m4a, aac, wma, webm),
-  `unsupported format: wav codec 0x0055 (mp3)`, `unsupported format: <libsndfile reason>`,
-  `unsupported sample rate: <rate> Hz`;
-- broken: `truncated wav header`, `malformed wav header`, `decode error: <libsndfile reason>`,
-  `no audio samples in file`.
-
-The pipeline adds the errors that are not about reading audio (`too short: ...`, `embedding
-failed: ...`; see pipeline.py).
-
-Some files decode but deserve a second look; they are not errors, and `SignalStats.warnings()`
-names them (the `warning` column; see pipeline.py for the full policy): digital silence or near
-silence, NaN/inf samples (replaced with 0 before downmix and resampling), heavy clipping, and a WAV
-whose header declares more audio than the file holds (the part that exists is used).
+(a short, lowercase reason, never a traceback: `file not found`, `not an audio file`,
+`unsupported format: m4a`...). Some files decode but deserve a second look; they are not errors,
+and `SignalStats.warnings()` names them for the `warning` column (silence, NaN/inf samples, heavy
+clipping, a WAV holding less audio than its header declares). README ("Bad input") is the one
+complete list of both, with the engine's own `too short` and `embedding failed`: keep it complete
+when adding a message.
 
 Paths are kept as the OS gives them. A file name that is not valid UTF-8 decodes, as everywhere in
 Python, to a str with surrogate escapes; `display_path` turns it into printable text ('caf\\xe9.wav')
@@ -32,7 +19,6 @@ import errno
 import logging
 import os
 import stat
-import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +27,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from persona_cli import wav_header
 from persona_cli.errors import AudioLoadError, UsageError
 
 log = logging.getLogger("persona")
@@ -62,23 +49,14 @@ FULL_SCALE = 1.0 - 2.0**-7  # |sample| at or above this (within one 8-bit step o
 CLIPPED_FRACTION = 0.05  # more than this share of samples at full scale: "clipped"
 TRUNCATED_SECONDS = 0.01  # a WAV holding at least this much less than its header declares: "truncated"
 
+
 # libsndfile's sf_error codes that mean "this is no audio file at all" rather than "broken audio":
 # 1 unrecognised format, 2 system error, 7 not a regular file (what the MP3 probe says about text).
 _NOT_AUDIO_CODES = frozenset({1, 2, 7})
 _SF_ERR_UNSUPPORTED_ENCODING = 4
-# WAV format tags libsndfile decodes (PCM, float, A/u-law, MS/IMA ADPCM, GSM 6.10, G.721, extensible).
-# When it refuses a WAV with any other tag, the error names the tag: `unsupported format: wav codec ...`
-_WAV_DECODABLE = frozenset({0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0040, 0xFFFE})
-_WAV_CODEC_NAMES = {
-    0x0050: "mpeg", 0x0055: "mp3", 0x0083: "g.729a", 0x0092: "ac-3", 0x00FF: "aac",
-    0x0160: "wma", 0x0161: "wma", 0x0162: "wma pro", 0x0163: "wma lossless", 0x1610: "aac", 0x2000: "ac-3",
-    0x2001: "dts", 0x6771: "vorbis", 0xF1AC: "flac",
-}
 
 
-def find_audio_files(
-    paths: Iterable[str | os.PathLike], *, files_from: Iterable[str | os.PathLike] = ()
-) -> list[Path]:
+def find_audio_files(paths: Iterable[str | os.PathLike], *, files_from: Iterable[str | os.PathLike] = ()) -> list[Path]:
     """Named files (any extension) plus audio files under named folders: sorted, without duplicates.
 
     A path in `paths` that does not exist is a UsageError, but a broken symlink is listed (its row
@@ -182,8 +160,10 @@ class SignalStats:
         if self.declared_frames is not None and self.sample_rate:
             missing_s = (self.declared_frames - self.frames) / self.sample_rate
             if missing_s >= TRUNCATED_SECONDS:
-                found.append(f"truncated: header declares {self.declared_frames / self.sample_rate:.2f} s, "
-                             f"file holds {self.frames / self.sample_rate:.2f} s")
+                found.append(
+                    f"truncated: header declares {self.declared_frames / self.sample_rate:.2f} s, "
+                    f"file holds {self.frames / self.sample_rate:.2f} s"
+                )
         if self.non_finite:
             found.append(f"non-finite samples replaced with 0: {self.non_finite} of {self.samples}")
         if self.samples and self.peak == 0:
@@ -216,7 +196,7 @@ def iter_chunks(
     with _open(path) as f:
         stats.sample_rate = f.samplerate
         if f.format in ("WAV", "WAVEX"):
-            stats.declared_frames = _wav_declared_frames(path)
+            stats.declared_frames = wav_header.declared_frames(path)
         empty = True
         for chunk in _rechunk(_decoded(f, stats), size):
             empty = False
@@ -262,7 +242,7 @@ def _open_failure(path: str | os.PathLike, err: Exception) -> str:
     suffix = Path(os.fsdecode(path)).suffix.lower()
     if suffix in _UNSUPPORTED:
         return f"unsupported format: {suffix[1:]}"
-    wav_problem = _wav_header_problem(path)
+    wav_problem = wav_header.header_problem(path)
     if wav_problem:
         return wav_problem
     code = getattr(err, "code", None)
@@ -280,69 +260,6 @@ def _reason(err: Exception) -> str:
     return text.removeprefix("error :").strip()
 
 
-# --- WAV headers, read directly: libsndfile hides what a broken one says --------------------------
-
-
-def _riff_chunks(path: str | os.PathLike, limit: int = 1 << 20) -> dict[bytes, tuple[int, bytes]] | None:
-    """{chunk id: (declared size, first bytes of the body)} of a RIFF/WAVE file, up to `data`.
-
-    None when the file does not start like a WAV. Only the `fmt ` body is read (its first 64 bytes).
-    """
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            chunks: dict[bytes, tuple[int, bytes]] = {}
-            while f.tell() < min(size, limit):
-                header = f.read(8)
-                if len(header) < 8:
-                    break
-                chunk_id, chunk_size = header[:4], struct.unpack("<I", header[4:])[0]
-                start = f.tell()
-                body = f.read(min(chunk_size, 64)) if chunk_id == b"fmt " else b""
-                chunks.setdefault(chunk_id, (chunk_size, body))
-                if chunk_id == b"data":
-                    break
-                f.seek(start + chunk_size + (chunk_size & 1))
-            return chunks
-    except OSError:
-        return None
-
-
-def _wav_header_problem(path: str | os.PathLike) -> str | None:
-    """For a WAV that libsndfile refused: an unsupported codec or a truncated header, by name."""
-    chunks = _riff_chunks(path)
-    if chunks is None:
-        return None
-    fmt = chunks.get(b"fmt ")
-    if fmt is None or len(fmt[1]) < 16 or fmt[0] < 16:
-        return "truncated wav header" if b"data" not in chunks else "malformed wav header"
-    tag = struct.unpack("<H", fmt[1][:2])[0]
-    if tag not in _WAV_DECODABLE:
-        name = _WAV_CODEC_NAMES.get(tag)
-        return f"unsupported format: wav codec 0x{tag:04x}" + (f" ({name})" if name else "")
-    if b"data" not in chunks:
-        return "truncated wav header"
-    return None
-
-
-def _wav_declared_frames(path: str | os.PathLike) -> int | None:
-    """Frames the `data` chunk of a PCM/float WAV declares (None: unknown, streamed or compressed)."""
-    chunks = _riff_chunks(path)
-    if chunks is None:
-        return None
-    fmt, data = chunks.get(b"fmt "), chunks.get(b"data")
-    if fmt is None or data is None or len(fmt[1]) < 16:
-        return None
-    tag, _channels, _rate, _byte_rate, block_align, _bits = struct.unpack("<HHIIHH", fmt[1][:16])
-    # 0 and 0xFFFFFFFF are what streaming writers leave when they never come back to the header
-    if tag not in (0x0001, 0x0003, 0xFFFE) or block_align == 0 or data[0] in (0, 0xFFFFFFFF):
-        return None
-    return data[0] // block_align
-
-
 def _decoded(f: sf.SoundFile, stats: SignalStats) -> Iterator[np.ndarray]:
     """Mono 16 kHz pieces of any length, in file order."""
     # One resampler per file keeps filter state across blocks: no clicks at block edges, and the
@@ -352,7 +269,9 @@ def _decoded(f: sf.SoundFile, stats: SignalStats) -> Iterator[np.ndarray]:
     except (ValueError, RuntimeError, OverflowError, TypeError):
         raise AudioLoadError(f"unsupported sample rate: {f.samplerate} Hz") from None
     # bound both the block read (channels) and what the resampler makes of it (low sample rates)
-    frames = max(1, min(_BLOCK_FRAMES, _BLOCK_SAMPLES // max(f.channels, 1), _BLOCK_FRAMES * f.samplerate // SAMPLE_RATE))
+    frames = max(
+        1, min(_BLOCK_FRAMES, _BLOCK_SAMPLES // max(f.channels, 1), _BLOCK_FRAMES * f.samplerate // SAMPLE_RATE)
+    )
     while True:  # until an empty block, not f.frames: MP3 headers can overstate the length
         try:
             block = f.read(frames, dtype="float32", always_2d=True)

@@ -30,8 +30,9 @@ stderr = Console(stderr=True)
 Result = Prediction | Embedding
 
 
-def input_files(paths: Sequence[Path] | None, files_from: str | None,
-                shard: str | None = None) -> tuple[list[Path], dict[str, str]]:
+def input_files(
+    paths: Sequence[Path] | None, files_from: str | None, shard: str | None = None
+) -> tuple[list[Path], dict[str, str]]:
     """The audio files to process (sorted, without duplicates, this shard's part) and any speakers
     a `--files-from` CSV gives for them."""
     named: list[str] = [str(p) for p in paths or []]
@@ -59,8 +60,16 @@ def input_files(paths: Sequence[Path] | None, files_from: str | None,
     return files, listed.speakers
 
 
-def run(process: Callable[[list[Path]], Iterable[Result]], files: list[Path], target: OutputTarget, *,
-        batch_size: int, fail_fast: bool = False, quiet: bool = False, label: str = "predict") -> int:
+def run(
+    process: Callable[[list[Path]], Iterable[Result]],
+    files: list[Path],
+    target: OutputTarget,
+    *,
+    batch_size: int,
+    fail_fast: bool = False,
+    quiet: bool = False,
+    label: str = "predict",
+) -> int:
     """Write one row per file still to do (all of them unless resuming) and return how many rows of
     the whole output, earlier ones included, carry an error."""
     todo = _still_to_do(files, target)
@@ -119,8 +128,14 @@ def _write(batches: Iterator[list[Result]], target: OutputTarget, total: int, qu
             rate = f"{done / elapsed:.1f} files/s {audio_seconds / elapsed:.0f} audio-s/s"
             progress.update(task, completed=done, rate=rate)
     elapsed = max(time.perf_counter() - started, 1e-9)
-    log.info("%d files, %.1f min of audio in %.1f s: %.1f files/s, %.0f audio-s/s",
-             done, audio_seconds / 60, elapsed, done / elapsed, audio_seconds / elapsed)
+    log.info(
+        "%d files, %.1f min of audio in %.1f s: %.1f files/s, %.0f audio-s/s",
+        done,
+        audio_seconds / 60,
+        elapsed,
+        done / elapsed,
+        audio_seconds / elapsed,
+    )
     return failed
 
 

@@ -9,18 +9,12 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import Annotated
+from typing import Any
 
 import typer
 from typer.exceptions import TyperException
 
-from persona_cli import __version__, batch
-from persona_cli.cli_options import (
-    BatchOpt, CompareOpt, DataArg, DeviceOpt, EncoderOpt, EngineOpt, EpochsOpt, FailFastOpt, FilesFrom, FoldsOpt,
-    FormatOpt, HalfOpt, HeadOpt, ModelOpt, NamedEncoderOpt, OutDirOpt, OutputOpt, OverwriteOpt, PaperRecipeOpt,
-    PathsArg, PredictNormalizeOpt, QuietOpt, RayAddressOpt, ResumeOpt, SeedOpt, ShardOpt, SourceOpt, SplitOpt,
-    TestCorpusOpt, TrainNormalizeOpt, WorkersOpt,
-)
+from persona_cli import batch, cli_options as opt
 from persona_cli.encoders import DEFAULT_ENCODER
 from persona_cli.errors import PersonaError, UsageError
 from persona_cli.options import Engine, Normalization, PredictOptions, Split
@@ -40,16 +34,11 @@ app = typer.Typer(
 )
 log = logging.getLogger("persona")
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"persona {__version__}")
-        raise typer.Exit()
-
 
 @app.callback(invoke_without_command=True)
 def _main(
     ctx: typer.Context,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: opt.VersionOpt = False,
 ) -> None:
     """Predict a speaker's emotion, gender and age from recorded speech, for whole folders of audio."""
     if ctx.invoked_subcommand is None:
@@ -57,8 +46,9 @@ def _main(
 
 
 def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, stream=sys.stderr,
-                        format="persona: %(message)s", force=True)
+    logging.basicConfig(
+        level=logging.ERROR if quiet else logging.INFO, stream=sys.stderr, format="persona: %(message)s", force=True
+    )
 
 
 def _finish(failed: int, total: int, output: str | None) -> None:
@@ -70,70 +60,79 @@ def _finish(failed: int, total: int, output: str | None) -> None:
 
 @app.command("predict")
 def predict_command(
-    paths: PathsArg = None,
-    output: OutputOpt = None,
-    files_from: FilesFrom = None,
-    output_format: FormatOpt = None,
-    encoder: EncoderOpt = None,
-    encoder_source: SourceOpt = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",
-    batch_size: BatchOpt = 32,
-    overwrite: OverwriteOpt = False,
-    resume: ResumeOpt = False,
-    fail_fast: FailFastOpt = False,
-    workers: WorkersOpt = None,
-    shard: ShardOpt = None,
-    half: HalfOpt = False,
-    normalize: PredictNormalizeOpt = None,
-    engine: EngineOpt = Engine.local,
-    ray_address: RayAddressOpt = None,
-    quiet: QuietOpt = False,
+    paths: opt.PathsArg = None,
+    output: opt.OutputOpt = None,
+    files_from: opt.FilesFrom = None,
+    output_format: opt.FormatOpt = None,
+    encoder: opt.EncoderOpt = None,
+    encoder_source: opt.SourceOpt = None,
+    model: opt.ModelOpt = None,
+    device: opt.DeviceOpt = "auto",
+    batch_size: opt.BatchOpt = 32,
+    overwrite: opt.OverwriteOpt = False,
+    resume: opt.ResumeOpt = False,
+    fail_fast: opt.FailFastOpt = False,
+    workers: opt.WorkersOpt = None,
+    shard: opt.ShardOpt = None,
+    half: opt.HalfOpt = False,
+    normalize: opt.PredictNormalizeOpt = None,
+    engine: opt.EngineOpt = Engine.local,
+    ray_address: opt.RayAddressOpt = None,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Predict emotion, gender and age for every audio file: one output row per file."""
     _setup_logging(quiet)
-    options = PredictOptions(encoder=encoder, encoder_source=encoder_source, model=model, device=device,
-                             batch_size=batch_size, workers=workers, half=half,
-                             normalization=None if normalize is None else normalize.value)
+    normalization = None if normalize is None else normalize.value
+    settings: dict[str, Any] = dict(
+        encoder=encoder, encoder_source=encoder_source, model=model, device=device, half=half
+    )
+    options = PredictOptions(batch_size=batch_size, workers=workers, normalization=normalization, **settings)
+    files, options.speakers = batch.input_files(paths, files_from, shard)
     if engine == Engine.ray:
         from persona_cli.ray_engine import run_on_ray
 
-        summary = run_on_ray(paths, files_from, shard, output, options, overwrite=overwrite, resume=resume,
-                             fail_fast=fail_fast, address=ray_address, quiet=quiet)
+        if resume or fail_fast:
+            raise UsageError(
+                "--engine ray does not support --resume or --fail-fast (use --shard K/N jobs to restart parts)"
+            )
+        summary = run_on_ray(files, output, options, address=ray_address, overwrite=overwrite, quiet=quiet)
         _finish(summary.failed, summary.files, str(summary.output))
         return
-    files, options.speakers = batch.input_files(paths, files_from, shard)
     target = OutputTarget(output, output_format, PREDICTION_SCHEMA, overwrite=overwrite, resume=resume)
     predictor = Predictor.from_options(options)
     if predictor.normalization != "none" and resume:
-        raise UsageError("--resume cannot be combined with a normalised model: every file's prediction depends on the whole run")
+        raise UsageError(
+            "--resume cannot be combined with a normalised model: every file's prediction depends on the whole run"
+        )
     predictor.check_groups(files)
-    failed = batch.run(predictor.predict_files, files, target, batch_size=batch_size, fail_fast=fail_fast,
-                       quiet=quiet, label="predict")
+    failed = batch.run(
+        predictor.predict_files, files, target, batch_size=batch_size, fail_fast=fail_fast, quiet=quiet, label="predict"
+    )
     _finish(failed, len(files), output)
 
 
 @app.command("embed")
 def embed_command(
-    paths: PathsArg = None,
-    output: OutputOpt = None,
-    files_from: FilesFrom = None,
-    output_format: FormatOpt = None,
-    encoder: NamedEncoderOpt = "ge2e",
-    encoder_source: SourceOpt = None,
-    device: DeviceOpt = "auto",
-    batch_size: BatchOpt = 32,
-    overwrite: OverwriteOpt = False,
-    resume: ResumeOpt = False,
-    workers: WorkersOpt = None,
-    shard: ShardOpt = None,
-    half: HalfOpt = False,
-    quiet: QuietOpt = False,
+    paths: opt.PathsArg = None,
+    output: opt.OutputOpt = None,
+    files_from: opt.FilesFrom = None,
+    output_format: opt.FormatOpt = None,
+    encoder: opt.NamedEncoderOpt = "ge2e",
+    encoder_source: opt.SourceOpt = None,
+    device: opt.DeviceOpt = "auto",
+    batch_size: opt.BatchOpt = 32,
+    overwrite: opt.OverwriteOpt = False,
+    resume: opt.ResumeOpt = False,
+    workers: opt.WorkersOpt = None,
+    shard: opt.ShardOpt = None,
+    half: opt.HalfOpt = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Write the speaker embeddings themselves (path, duration_s, encoder, vector, error)."""
     _setup_logging(quiet)
-    options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size,
-                             workers=workers, half=half)
+    options = PredictOptions(
+        encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size, workers=workers, half=half
+    )
     files, _ = batch.input_files(paths, files_from, shard)
     target = OutputTarget(output, output_format, EMBEDDING_SCHEMA, overwrite=overwrite, resume=resume)
     embedder = Embedder.from_options(options)
@@ -154,55 +153,66 @@ def _print_metrics(report: dict) -> None:
 
 @app.command("train")
 def train_command(
-    data: DataArg,
-    folds: FoldsOpt = 5,
-    split: SplitOpt = Split.speaker,
-    encoder: NamedEncoderOpt = DEFAULT_ENCODER,
-    encoder_source: SourceOpt = None,
-    head: HeadOpt = None,
-    epochs: EpochsOpt = 20,
-    paper_recipe: PaperRecipeOpt = False,
-    seed: SeedOpt = 0,
-    out: OutDirOpt = None,
-    compare: CompareOpt = False,
-    normalize: TrainNormalizeOpt = Normalization.none,
-    test_corpus: TestCorpusOpt = None,
-    device: DeviceOpt = "auto",
-    batch_size: BatchOpt = 32,
-    quiet: QuietOpt = False,
+    data: opt.DataArg,
+    folds: opt.FoldsOpt = 5,
+    split: opt.SplitOpt = Split.speaker,
+    encoder: opt.NamedEncoderOpt = DEFAULT_ENCODER,
+    encoder_source: opt.SourceOpt = None,
+    head: opt.HeadOpt = None,
+    epochs: opt.EpochsOpt = 20,
+    paper_recipe: opt.PaperRecipeOpt = False,
+    seed: opt.SeedOpt = 0,
+    out: opt.OutDirOpt = None,
+    compare: opt.CompareOpt = False,
+    normalize: opt.TrainNormalizeOpt = Normalization.none,
+    test_corpus: opt.TestCorpusOpt = None,
+    device: opt.DeviceOpt = "auto",
+    batch_size: opt.BatchOpt = 32,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Train the multi-task model on labelled corpora, cross-validated; with --out, save a report and the final model."""
     _setup_logging(quiet)
-    settings = dict(folds=folds, split=split.value, encoder_source=encoder_source, head=head and head.value,
-                    epochs=epochs, paper_recipe=paper_recipe, seed=seed, normalize=normalize.value, device=device,
-                    batch_size=batch_size)
+    recipe: dict[str, Any] = dict(
+        head=head.value if head else None,
+        epochs=epochs,
+        paper_recipe=paper_recipe,
+        seed=seed,
+        normalize=normalize.value,
+    )
+    settings: dict[str, Any] = dict(
+        folds=folds, split=split.value, encoder_source=encoder_source, device=device, batch_size=batch_size
+    )
     experiments = _experiments()
     if compare:
         if folds == 1:
             raise UsageError("--compare needs --folds 2 or more")
         if test_corpus:
             raise UsageError("--test-corpus and --compare do not combine; run them separately")
-        print(experiments.compare_encoders(data, out=out, command=_command_line(), **settings))
+        from persona_cli.compare import compare_encoders
+
+        print(compare_encoders(data, out=out, command=_command_line(), **settings, **recipe))
         return
-    report = experiments.train(data, encoder=encoder, test_corpus=test_corpus, out=out, command=_command_line(),
-                               **settings)
+    command = _command_line()
+    report = experiments.train(
+        data, encoder=encoder, test_corpus=test_corpus, out=out, command=command, **settings, **recipe
+    )
     _print_metrics(report)
 
 
 @app.command("eval")
 def eval_command(
-    data: DataArg,
-    model: ModelOpt = None,
-    encoder_source: SourceOpt = None,
-    out: OutDirOpt = None,
-    device: DeviceOpt = "auto",
-    batch_size: BatchOpt = 32,
-    quiet: QuietOpt = False,
+    data: opt.DataArg,
+    model: opt.ModelOpt = None,
+    encoder_source: opt.SourceOpt = None,
+    out: opt.OutDirOpt = None,
+    device: opt.DeviceOpt = "auto",
+    batch_size: opt.BatchOpt = 32,
+    quiet: opt.QuietOpt = False,
 ) -> None:
     """Score a trained model on labelled corpora; with --out, save metrics, plots and per-file predictions."""
     _setup_logging(quiet)
-    report = _experiments().evaluate(data, model=model, encoder_source=encoder_source, out=out, device=device,
-                                     batch_size=batch_size, command=_command_line())
+    settings: dict[str, Any] = dict(encoder_source=encoder_source, out=out, device=device, batch_size=batch_size)
+    report = _experiments().evaluate(data, model=model, command=_command_line(), **settings)
     _print_metrics(report)
 
 

@@ -12,12 +12,11 @@ import io
 import logging
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from persona_cli.errors import UsageError
 from persona_cli.corpus_labels import (
     AGE_BUCKETS,
     CREMA_EMOTIONS,
@@ -29,6 +28,7 @@ from persona_cli.corpus_labels import (
     TESS_EMOTIONS,
     TESS_SPEAKER_AGES,
 )
+from persona_cli.errors import UsageError
 
 log = logging.getLogger("persona")
 
@@ -62,7 +62,10 @@ ACTOR_FOLDER = re.compile(r"^Actor_\d+$")
 def _audio_files(*folders: Path) -> list[Path]:
     """Audio files directly inside each folder, sorted so every run reads the same order."""
     return sorted(
-        p for folder in folders if folder.is_dir() for p in folder.iterdir()
+        p
+        for folder in folders
+        if folder.is_dir()
+        for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
     )
 
@@ -124,13 +127,28 @@ def _emodb_speakers(root: Path) -> dict[str, tuple[str | None, float | None]]:
 
 def read_emodb(root: Path) -> list[LabelledClip]:
     """EmoDB: wav/03a01Fa.wav (speaker, text, emotion letter, version) plus speakers.csv."""
-    return _read_named_clips("emodb", root, root / "wav", EMODB_NAME, EMODB_EMOTIONS, "speaker",
-                             _emodb_speakers(root), "not named like 03a01Fa")
+    return _read_named_clips(
+        "emodb",
+        root,
+        root / "wav",
+        EMODB_NAME,
+        EMODB_EMOTIONS,
+        "speaker",
+        _emodb_speakers(root),
+        "not named like 03a01Fa",
+    )
 
 
-def _read_named_clips(corpus: str, root: Path, folder: Path, pattern: re.Pattern,
-                      emotions: dict[str, tuple[str, str | None]], speaker_group: str,
-                      demographics: dict[str, tuple[str | None, float | None]], expected: str) -> list[LabelledClip]:
+def _read_named_clips(
+    corpus: str,
+    root: Path,
+    folder: Path,
+    pattern: re.Pattern,
+    emotions: Mapping[str, tuple[str, str | None]],
+    speaker_group: str,
+    demographics: dict[str, tuple[str | None, float | None]],
+    expected: str,
+) -> list[LabelledClip]:
     """Clips whose file names carry speaker and emotion (EmoDB, CREMA-D); sex and age from a table."""
     clips, skipped = [], []
     for path in _audio_files(folder, root):
@@ -178,8 +196,12 @@ def _read_commonvoice_folder(folder: Path) -> list[LabelledClip]:
         speaker = f"commonvoice:{(row.get('client_id') or '').strip()}"
         clips.append(LabelledClip(clips_dir / name, "commonvoice", speaker, None, gender, age, None))
     if missing:
-        log.warning("commonvoice %s: %d of %d rows in validated.tsv name clips that are missing; skipped",
-                    folder, missing, len(rows))
+        log.warning(
+            "commonvoice %s: %d of %d rows in validated.tsv name clips that are missing; skipped",
+            folder,
+            missing,
+            len(rows),
+        )
     if unlabelled:
         log.info("commonvoice %s: skipped %d rows with neither age nor gender", folder, unlabelled)
     return clips
@@ -205,8 +227,16 @@ def _crema_demographics(root: Path) -> dict[str, tuple[str | None, float | None]
 
 def read_crema_d(root: Path) -> list[LabelledClip]:
     """CREMA-D: AudioWAV/1001_DFA_ANG_XX.wav (actor, sentence, emotion, intensity)."""
-    return _read_named_clips("crema-d", root, root / "AudioWAV", CREMA_NAME, CREMA_EMOTIONS, "actor",
-                             _crema_demographics(root), "not named actor_sentence_emotion_intensity")
+    return _read_named_clips(
+        "crema-d",
+        root,
+        root / "AudioWAV",
+        CREMA_NAME,
+        CREMA_EMOTIONS,
+        "actor",
+        _crema_demographics(root),
+        "not named actor_sentence_emotion_intensity",
+    )
 
 
 def _is_tess_name(name: str) -> bool:
@@ -220,12 +250,13 @@ def read_tess(root: Path) -> list[LabelledClip]:
     for path in _audio_files(*folders):
         m = TESS_NAME.match(path.stem)
         raw = m["emotion"].lower() if m else None
-        if raw not in TESS_EMOTIONS:
+        if m is None or raw not in TESS_EMOTIONS:
             skipped.append(path)
             continue
         speaker = m["speaker"].upper()
-        clips.append(LabelledClip(path, "tess", f"tess:{speaker}", TESS_EMOTIONS[raw], "female",
-                                  TESS_SPEAKER_AGES[speaker], raw))
+        clips.append(
+            LabelledClip(path, "tess", f"tess:{speaker}", TESS_EMOTIONS[raw], "female", TESS_SPEAKER_AGES[speaker], raw)
+        )
     _warn_skipped("tess", root, skipped, "not named OAF_word_emotion / YAF_word_emotion")
     return clips
 
@@ -261,13 +292,17 @@ def read_manifest(csv_path: Path) -> list[LabelledClip]:
             continue
         raw = (row.get("emotion") or "").strip() or None
         speaker = (row.get("speaker") or "").strip() or str(path)  # no speaker: each clip its own
-        clips.append(LabelledClip(
-            path, "manifest", f"manifest:{speaker}",
-            EMOTION_SYNONYMS.get(raw.lower()) if raw else None,
-            _gender(row.get("gender")),
-            _manifest_age(row.get("age") or "", f"{csv_path} line {line}"),
-            raw,
-        ))
+        clips.append(
+            LabelledClip(
+                path,
+                "manifest",
+                f"manifest:{speaker}",
+                EMOTION_SYNONYMS.get(raw.lower()) if raw else None,
+                _gender(row.get("gender")),
+                _manifest_age(row.get("age") or "", f"{csv_path} line {line}"),
+                raw,
+            )
+        )
     _warn_skipped("manifest", csv_path, missing, "listed but not found")
     return clips
 
@@ -300,8 +335,9 @@ LAYOUTS: dict[str, Callable[[Path], bool]] = {
     "commonvoice": lambda p: p.is_dir() and bool(_commonvoice_folders(p)),
     "crema-d": lambda p: (p / "AudioWAV").is_dir() or _has_named_audio(p, CREMA_NAME),
     "emodb": lambda p: _has_named_audio(p / "wav", EMODB_NAME) or _has_named_audio(p, EMODB_NAME),
-    "ravdess": lambda p: any(c.is_dir() and ACTOR_FOLDER.match(c.name) for c in _children(p))
-    or _has_named_audio(p, RAVDESS_NAME),
+    "ravdess": lambda p: (
+        any(c.is_dir() and ACTOR_FOLDER.match(c.name) for c in _children(p)) or _has_named_audio(p, RAVDESS_NAME)
+    ),
     "tess": lambda p: any(_is_tess_name(c.name) for c in _children(p)),
 }
 

@@ -8,7 +8,6 @@ raw label.
 
 from persona_cli.labels import EMOTIONS
 
-
 RAVDESS_EMOTIONS = {
     "01": ("neutral", "neutral"),
     "02": ("calm", None),

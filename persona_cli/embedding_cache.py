@@ -48,8 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from persona_cli.cache import cache_dir
-from persona_cli.encoders import Encoder
 from persona_cli.embedding import EmbeddingResult, embed_files
+from persona_cli.encoders import Encoder
 from persona_cli.options import PredictOptions
 
 log = logging.getLogger("persona")
@@ -89,8 +89,9 @@ def source_fingerprint(source: str | None) -> str:
             files = sorted(p for p in path.rglob("*") if p.is_file())[:1000]
         else:
             return f"id:{source}"
-        stats = [(str(p.relative_to(path) if p != path else p.name), p.stat().st_size, p.stat().st_mtime_ns)
-                 for p in files]
+        stats = [
+            (str(p.relative_to(path) if p != path else p.name), p.stat().st_size, p.stat().st_mtime_ns) for p in files
+        ]
     except OSError:
         return f"unreadable:{source}"
     return f"local:{path.resolve()}:{stats}"
@@ -195,8 +196,12 @@ class EmbeddingCache:
         fresh = embed_files((Path(paths[i]) for i, _ in missing), self.encoder, options)
         for (i, target), result in zip(missing, fresh):
             results[i] = result
-            if (target is not None and result.error is None and result.vector is not None
-                    and result.duration_s is not None):  # embed_files sets the duration with the vector
+            if (
+                target is not None
+                and result.error is None
+                and result.vector is not None
+                and result.duration_s is not None
+            ):  # embed_files sets the duration with the vector
                 stored += self._write(target, result.duration_s, result.vector)
         log.debug("embedding cache %s: %d hits, %d misses, %d stored", folder, self.hits, self.misses, stored)
         return results  # type: ignore[return-value]

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import statistics
 from collections import Counter
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from persona_cli.corpora import LabelledClip, read_corpora
+from persona_cli.cross_validation import cross_validate, prediction_table, score
 from persona_cli.embedding_cache import EmbeddingCache
 from persona_cli.encoders import DEFAULT_ENCODER, Encoder
 from persona_cli.errors import ModelLoadingError, UsageError
@@ -28,7 +28,7 @@ from persona_cli.model import PersonaModel, model_file_name
 from persona_cli.normalization import check_normalization, input_width, network_inputs, training_groups
 from persona_cli.options import Head, PredictOptions, Split
 from persona_cli.predictor import Predictor, build_encoder
-from persona_cli.train import PAPER_RECIPE, TrainConfig, Targets, TrainingHistory, cross_validate, fit, prediction_table, score
+from persona_cli.train import PAPER_RECIPE, Targets, TrainConfig, TrainingHistory, fit
 
 log = logging.getLogger("persona")
 
@@ -72,22 +72,33 @@ def train(
     """
     if split not in tuple(Split):
         raise UsageError(f"--split must be one of {', '.join(s.value for s in Split)}, not {split!r}")
-    config = _recipe(head=head, epochs=epochs, seed=seed, normalize=normalize, paper_recipe=paper_recipe)
+    config = training_recipe(head=head, epochs=epochs, seed=seed, normalize=normalize, paper_recipe=paper_recipe)
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
     labelled = normalize_features(embed_corpora(data, build_encoder(options), options), normalize)
     if test_corpus:
         report, predictions = cross_corpus(labelled, test_corpus, config)
         report["normalization"] = normalize
-        _write_report(out, report, predictions, title=f"persona train: {encoder} + {head}, tested on {test_corpus}",
-                      command=command)
+        _write_report(
+            out,
+            report,
+            predictions,
+            title=f"persona train: {encoder} + {head}, tested on {test_corpus}",
+            command=command,
+        )
         return report
     summary = {**data_summary(labelled), "recipe": dataclasses.asdict(config), "command": command}
     report = {}
     if folds >= 2:
         result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
         report = result.report
-        _write_report(out, report, predictions_frame(labelled.clips, result.predictions), result.histories,
-                      title=f"persona train: {encoder} + {config.head}", command=command)
+        _write_report(
+            out,
+            report,
+            predictions_frame(labelled.clips, result.predictions),
+            result.histories,
+            title=f"persona train: {encoder} + {config.head}",
+            command=command,
+        )
         summary["cross_validation"] = headline_figures(report)
     if out is not None:
         path = write_model(train_final_model(labelled, config, summary), Path(out))
@@ -95,8 +106,9 @@ def train(
     return report
 
 
-def _recipe(*, head: str | None, epochs: int = 20, seed: int = 0, normalize: str = "none",
-            paper_recipe: bool = False) -> TrainConfig:
+def training_recipe(
+    *, head: str | None, epochs: int = 20, seed: int = 0, normalize: str = "none", paper_recipe: bool = False
+) -> TrainConfig:
     """The training recipe the settings ask for, checked."""
     recipe = PAPER_RECIPE if paper_recipe else TrainConfig()
     head = head or recipe.head
@@ -125,8 +137,15 @@ def evaluate(
     return report
 
 
-def _write_report(out: str | Path | None, report: dict, predictions: pd.DataFrame,
-                  histories: Sequence[TrainingHistory] = (), *, title: str, command: str | None) -> None:
+def _write_report(
+    out: str | Path | None,
+    report: dict,
+    predictions: pd.DataFrame,
+    histories: Sequence[TrainingHistory] = (),
+    *,
+    title: str,
+    command: str | None,
+) -> None:
     if out is not None:
         from persona_cli.report import write_report
 
@@ -168,7 +187,9 @@ def cross_corpus(data: LabelledFeatures, test_corpus: str, config: TrainConfig) 
         raise UsageError(f"--test-corpus {test_corpus}: that is all the data; give other corpora to train on")
     train_part = np.flatnonzero(~held_out)
     trained = Targets.from_clips([data.clips[i] for i in train_part])
-    model, _ = fit(data.features[train_part], trained, [data.clips[i].speaker for i in train_part], data.encoder, config)
+    model, _ = fit(
+        data.features[train_part], trained, [data.clips[i].speaker for i in train_part], data.encoder, config
+    )
     test_clips = [c for c in data.clips if c.corpus == test_corpus]
     table = prediction_table(model, data.features[held_out], test_clips)
     # a task the training corpora never label was not learned: leave it out of the report
@@ -190,17 +211,19 @@ def predictions_frame(clips: Sequence[LabelledClip], table: dict[str, np.ndarray
     def names(indices: np.ndarray, labels: Sequence[str]) -> list[str | None]:
         return [labels[i] if i != MISSING else None for i in indices]
 
-    frame = pd.DataFrame({
-        "path": [str(c.path) for c in clips],
-        "corpus": [c.corpus for c in clips],
-        "speaker": [c.speaker for c in clips],
-        "emotion_true": names(table["emotion_true"], EMOTIONS),
-        "emotion_pred": names(table["emotion_pred"], EMOTIONS),
-        "gender_true": names(table["gender_true"], GENDERS),
-        "gender_pred": names(table["gender_pred"], GENDERS),
-        "age_true": table["age_true"],
-        "age_pred": np.round(table["age_pred"], 1),
-    })
+    frame = pd.DataFrame(
+        {
+            "path": [str(c.path) for c in clips],
+            "corpus": [c.corpus for c in clips],
+            "speaker": [c.speaker for c in clips],
+            "emotion_true": names(table["emotion_true"], EMOTIONS),
+            "emotion_pred": names(table["emotion_pred"], EMOTIONS),
+            "gender_true": names(table["gender_true"], GENDERS),
+            "gender_pred": names(table["gender_pred"], GENDERS),
+            "age_true": table["age_true"],
+            "age_pred": np.round(table["age_pred"], 1),
+        }
+    )
     if "fold" in table:
         frame.insert(3, "fold", table["fold"])
     return frame
@@ -208,8 +231,14 @@ def predictions_frame(clips: Sequence[LabelledClip], table: dict[str, np.ndarray
 
 def train_final_model(data: LabelledFeatures, config: TrainConfig, summary: dict) -> PersonaModel:
     """One model on all the data (its early-stopping part still held out by speaker)."""
-    model, _ = fit(data.features, Targets.from_clips(data.clips), [c.speaker for c in data.clips],
-                   data.encoder, config, training_summary=summary)
+    model, _ = fit(
+        data.features,
+        Targets.from_clips(data.clips),
+        [c.speaker for c in data.clips],
+        data.encoder,
+        config,
+        training_summary=summary,
+    )
     model.metadata.encoder_revision = data.encoder_revision
     return model
 
@@ -244,11 +273,11 @@ def score_model(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.D
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     """Left-aligned first column, right-aligned numbers, widths from the content."""
-    rows = [[str(cell) for cell in row] for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    cells = [[str(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     return [
         "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-        for row in rows
+        for row in cells
     ]
 
 
@@ -273,11 +302,16 @@ def summarize(clips: Sequence[LabelledClip]) -> str:
 
     raw = Counter((c.corpus, c.emotion_raw, c.emotion) for c in clips if c.emotion_raw is not None)
     if raw:
-        lines += ["", *_table(
-            ["emotion label", "-> task", "clips"],
-            [[f"{corpus}:{label}", mapped or "(masked)", n]
-             for (corpus, label, mapped), n in sorted(raw.items(), key=lambda item: item[0][:2])],
-        )]
+        lines += [
+            "",
+            *_table(
+                ["emotion label", "-> task", "clips"],
+                [
+                    [f"{corpus}:{label}", mapped or "(masked)", n]
+                    for (corpus, label, mapped), n in sorted(raw.items(), key=lambda item: item[0][:2])
+                ],
+            ),
+        ]
         emotions = Counter(c.emotion for c in clips if c.emotion is not None)
         lines += ["", *_table(["emotion", "clips"], [[e, emotions[e]] for e in EMOTIONS])]
 
@@ -286,79 +320,47 @@ def summarize(clips: Sequence[LabelledClip]) -> str:
 
     ages = [c.age for c in clips if c.age is not None]
     if ages:
-        lines += ["", f"age: {len(ages)} labelled, mean {statistics.fmean(ages):.1f}, "
-                      f"min {min(ages):g}, max {max(ages):g} years"]
+        lines += [
+            "",
+            f"age: {len(ages)} labelled, mean {statistics.fmean(ages):.1f}, min {min(ages):g}, max {max(ages):g} years",
+        ]
     else:
         lines += ["", "age: none labelled"]
     return "\n".join(lines)
-
-
-def comparison_table(rows: Sequence[dict]) -> str:
-    """Markdown in the shape of the paper's Table 1: one row per encoder x head."""
-    lines = ["| Encoder | Head | Emotion acc (%) | Emotion UAR (%) | Gender acc (%) | Age RMSE (years) | Age MAE (years) |",
-             "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        overall = row["report"]["overall"]
-        emotion, gender, age = overall.get("emotion"), overall.get("gender"), overall.get("age")
-        lines.append(
-            f"| {row['encoder']} | {row['head']} | "
-            f"{_pct(emotion, 'accuracy')} | {_pct(emotion, 'uar')} | {_pct(gender, 'accuracy')} | "
-            f"{_years(age, 'rmse')} | {_years(age, 'mae')} |"
-        )
-    return "\n".join(lines)
-
-
-def _pct(task: dict | None, key: str) -> str:
-    return "–" if task is None else f"{100 * task[key]:.1f}"
-
-
-def _years(task: dict | None, key: str) -> str:
-    return "–" if task is None else f"{task[key]:.2f}"
-
-
-def compare_encoders(data: Sequence[str], *, folds: int = 5, split: str = "speaker", encoder_source: str | None = None,
-                     out: str | Path | None = None, command: str | None = None, device: str = "auto",
-                     batch_size: int = 32, **recipe) -> str:
-    """Cross-validate every encoder (mfcc, ge2e, and xvector/ecapa where their weights load) with both
-    heads; returns a Markdown table shaped like the paper's Table 1 (also written to `out`).
-    `recipe`: train()'s other settings (epochs, seed, normalize, paper_recipe; head is ignored)."""
-    recipe.pop("head", None)
-    config = _recipe(head="fcn", **recipe)
-    options = PredictOptions(encoder_source=encoder_source, device=device, batch_size=batch_size)
-    rows = []
-    for encoder_name in ("mfcc", "ge2e", "xvector", "ecapa"):
-        try:
-            labelled = embed_corpora(data, build_encoder(options, encoder_name), options)
-        except ModelLoadingError as error:
-            log.warning("skipping encoder %s: %s", encoder_name, error)
-            continue
-        labelled = normalize_features(labelled, config.normalization)
-        for head in ("cnn", "fcn"):
-            result = cross_validate(labelled.features, labelled.clips, encoder_name, folds, split,
-                                    dataclasses.replace(config, head=head))
-            rows.append({"encoder": encoder_name, "head": head, "report": result.report})
-    table = f"{rows[0]['report']['protocol'] if rows else ''}\n\n{comparison_table(rows)}"
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        Path(out, "compare.md").write_text(f"`{command}`\n\n{comparison_table(rows)}\n")
-        Path(out, "compare.json").write_text(json.dumps(rows, indent=2))
-    return table
 
 
 def headline_figures(report: dict) -> dict:
     """The scalar metrics of a CV report (no confusion matrices), to store in a model's metadata."""
 
     def scalars(tasks: dict) -> dict:
-        return {task: {k: v for k, v in values.items() if isinstance(v, (int, float))} for task, values in tasks.items()}
+        return {
+            task: {k: v for k, v in values.items() if isinstance(v, (int, float))} for task, values in tasks.items()
+        }
 
-    return {"protocol": report["protocol"], "overall": scalars(report["overall"]),
-            "per_corpus": {name: scalars(tasks) for name, tasks in report["per_corpus"].items()}}
+    return {
+        "protocol": report["protocol"],
+        "overall": scalars(report["overall"]),
+        "per_corpus": {name: scalars(tasks) for name, tasks in report["per_corpus"].items()},
+    }
 
 
 def write_model(model: PersonaModel, out_dir: Path) -> Path:
     return model.save(Path(out_dir) / model_file_name(model.metadata.encoder, model.metadata.normalization))
 
 
-__all__ = ["LabelledFeatures", "compare_encoders", "comparison_table", "cross_corpus", "data_summary", "embed_corpora", "evaluate",
-           "headline_figures", "normalize_features", "predictions_frame", "score_model", "summarize", "train", "train_final_model",
-           "write_model"]
+__all__ = [
+    "LabelledFeatures",
+    "cross_corpus",
+    "data_summary",
+    "embed_corpora",
+    "evaluate",
+    "headline_figures",
+    "normalize_features",
+    "predictions_frame",
+    "score_model",
+    "summarize",
+    "train",
+    "train_final_model",
+    "training_recipe",
+    "write_model",
+]

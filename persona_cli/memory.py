@@ -6,14 +6,13 @@ rises to the size of every large block freed, up to 32 MB, so after the first bi
 the LSTM buffers and long waves (a different size for every batch) all come from the heaps, and the
 worker threads' heaps fragment as files pass through. So persona predict:
 
-- fixes the mmap threshold at 4 MB (at 512 KB or 1 MB the x-vector encoder, whose conv activations
-  are 1-4 MB, ran 15-30 % slower: every call mapped and faulted in fresh pages);
+- fixes the mmap threshold at 4 MB (lower thresholds slowed the x-vector encoder, whose conv
+  activations are a few MB: every call mapped and faulted in fresh pages);
 - raises the trim threshold to 256 MB (fixing the mmap threshold also pins glibc's trim threshold
-  at 128 KB, and trimming the heap top after nearly every free cost ~8 %), and instead
+  at 128 KB, and trimming the heap top after nearly every free cost measurable speed), and instead
 - hands the heaps' free pages back once per group of files (malloc_trim).
 
-Measured, ge2e on Common Voice clips with two workers: peak RSS of 1,000 files 609 -> 399 MB, of
-20,000 files 796 -> 455 MB, throughput the same within run-to-run noise. Elsewhere (musl, macOS,
+The effect on peak memory is in docs/measurements.md ("malloc tuning"). Elsewhere (musl, macOS,
 Windows) these are no-ops.
 """
 
@@ -44,8 +43,11 @@ _LIBC = _glibc()
 
 def keep_large_buffers_out_of_the_heap() -> bool:
     """Fix glibc's mmap and trim thresholds; False where that is not possible."""
-    return bool(_LIBC is not None and _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                and _LIBC.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    return bool(
+        _LIBC is not None
+        and _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+        and _LIBC.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
 
 
 def return_free_memory() -> None:

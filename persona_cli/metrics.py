@@ -181,7 +181,7 @@ def metrics_report(
     overall: Mapping[str, Any],
     per_corpus: Mapping[str, Mapping[str, Any]],
     *,
-    protocol: str,  # how the figures were obtained (train.PROTOCOLS, or an evaluation's description)
+    protocol: str,  # how the figures were obtained (cross_validation.PROTOCOLS, or an evaluation's description)
     folds: Sequence[Mapping[str, Any]] | None = None,
     std: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:

@@ -62,8 +62,15 @@ class PersonaNet(nn.Module):
     feature_std: torch.Tensor
     conv: nn.Sequential | None
 
-    def __init__(self, input_dim: int, head: str = "cnn", n_emotions: int = 6, n_genders: int = 2,
-                 conv_channels: tuple[int, int] = (16, 32), dropout: float = 0.3):
+    def __init__(
+        self,
+        input_dim: int,
+        head: str = "cnn",
+        n_emotions: int = 6,
+        n_genders: int = 2,
+        conv_channels: tuple[int, int] = (16, 32),
+        dropout: float = 0.3,
+    ):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, not {head!r}")
@@ -72,8 +79,12 @@ class PersonaNet(nn.Module):
         if head == "cnn":
             first, second = conv_channels
             self.conv = nn.Sequential(
-                nn.Conv1d(1, first, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
-                nn.Conv1d(first, second, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+                nn.Conv1d(1, first, kernel_size=5, padding=2),
+                nn.ReLU(),
+                nn.MaxPool1d(2),
+                nn.Conv1d(first, second, kernel_size=5, padding=2),
+                nn.ReLU(),
+                nn.MaxPool1d(2),
                 nn.Flatten(),
             )
             trunk_input = second * (input_dim // 4)
@@ -81,9 +92,14 @@ class PersonaNet(nn.Module):
             self.conv = None
             trunk_input = input_dim
         self.trunk = nn.Sequential(
-            nn.Linear(trunk_input, 200), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(200, 128), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(128, 56), nn.ReLU(),
+            nn.Linear(trunk_input, 200),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(200, 128),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(128, 56),
+            nn.ReLU(),
         )
         self.emotion = nn.Linear(56, n_emotions)
         self.gender = nn.Linear(56, n_genders)
@@ -146,8 +162,12 @@ def _current_umask() -> int:
 
 
 def build_network(metadata: ModelMetadata) -> PersonaNet:
-    return PersonaNet(input_width(metadata.encoder_dim, metadata.normalization), metadata.head, len(metadata.emotions),
-                      len(metadata.genders))
+    return PersonaNet(
+        input_width(metadata.encoder_dim, metadata.normalization),
+        metadata.head,
+        len(metadata.emotions),
+        len(metadata.genders),
+    )
 
 
 def load_model(path: str | Path) -> PersonaModel:

@@ -64,8 +64,9 @@ def training_groups(corpora: Sequence[str], speakers: Sequence[str], how: str) -
     return list(corpora), None
 
 
-def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: str = "group",
-                            fallback: Sequence[str] | None = None) -> np.ndarray:
+def normalize_within_groups(
+    features: np.ndarray, groups: Sequence[str] | np.ndarray, what: str = "group", fallback: Sequence[str] | None = None
+) -> np.ndarray:
     """Each row z-normalised with the mean and std of the rows sharing its group label.
 
     A group with fewer than MIN_GROUP_FILES rows is refused, unless `fallback` names a larger group
@@ -78,8 +79,14 @@ def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: s
     if small and fallback is not None:
         in_small = np.array([label in small for label in labels])
         labels = np.where(in_small, np.asarray(fallback, dtype=object), labels)
-        log.info("%s normalisation: %d %ss with fewer than %d files (%d files) use their corpus's statistics",
-                 what, len(small), what, MIN_GROUP_FILES, int(in_small.sum()))
+        log.info(
+            "%s normalisation: %d %ss with fewer than %d files (%d files) use their corpus's statistics",
+            what,
+            len(small),
+            what,
+            MIN_GROUP_FILES,
+            int(in_small.sum()),
+        )
         return normalize_within_groups(features, labels, what)
     check_group_sizes(labels, what)
     out = np.empty_like(features, dtype=np.float32)
@@ -90,8 +97,9 @@ def normalize_within_groups(features: np.ndarray, groups: Sequence[str], what: s
     return out
 
 
-def network_inputs(features: np.ndarray, how: str, groups: Sequence[str],
-                   fallback: Sequence[str] | None = None) -> np.ndarray:
+def network_inputs(
+    features: np.ndarray, how: str, groups: Sequence[str], fallback: Sequence[str] | None = None
+) -> np.ndarray:
     """What the network sees under each normalisation.
 
     `corpus`: the normalised features only, since the recording setup is what must go. `speaker`: the
@@ -109,19 +117,31 @@ def input_width(encoder_dim: int, how: str) -> int:
     return 2 * encoder_dim if how == "speaker" else encoder_dim
 
 
-def check_group_sizes(groups: Sequence[str], what: str = "group") -> None:
+def check_group_sizes(groups: Sequence[str] | np.ndarray, what: str = "group") -> None:
     """A usage error naming the groups with fewer than MIN_GROUP_FILES files, if there are any."""
     names, counts = np.unique(np.asarray(groups, dtype=object), return_counts=True)
     examples = [f"{_short(name)} ({count})" for name, count in zip(names, counts) if count < MIN_GROUP_FILES]
     if examples:
-        raise UsageError(f"{what} normalisation needs at least {MIN_GROUP_FILES} files per {what}; "
-                         f"{len(examples)} have fewer: {', '.join(examples[:3])}{' ...' if len(examples) > 3 else ''}")
+        raise UsageError(
+            f"{what} normalisation needs at least {MIN_GROUP_FILES} files per {what}; "
+            f"{len(examples)} have fewer: {', '.join(examples[:3])}{' ...' if len(examples) > 3 else ''}"
+        )
 
 
 def _short(name: str, limit: int = 40) -> str:
     """A long group name cut from the left: a folder's own name is at the end of its path."""
-    return name if len(name) <= limit else f"...{name[3 - limit:]}"
+    return name if len(name) <= limit else f"...{name[3 - limit :]}"
 
 
-__all__ = ["MIN_GROUP_FILES", "NORMALIZATIONS", "check_group_sizes", "check_normalization", "check_prediction_groups",
-           "input_width", "network_inputs", "normalize_within_groups", "prediction_groups", "training_groups"]
+__all__ = [
+    "MIN_GROUP_FILES",
+    "NORMALIZATIONS",
+    "check_group_sizes",
+    "check_normalization",
+    "check_prediction_groups",
+    "input_width",
+    "network_inputs",
+    "normalize_within_groups",
+    "prediction_groups",
+    "training_groups",
+]

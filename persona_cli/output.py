@@ -120,8 +120,9 @@ class OutputTarget:
     kept; the caller processes only the other files, and their rows are appended.
     """
 
-    def __init__(self, target: str | None, fmt: str | None, schema: pa.Schema,
-                 overwrite: bool = False, resume: bool = False):
+    def __init__(
+        self, target: str | None, fmt: str | None, schema: pa.Schema, overwrite: bool = False, resume: bool = False
+    ):
         self.format = resolve_format(target, fmt)
         self.schema = schema
         self.path = None if target in (None, STDOUT) else Path(target)
@@ -143,7 +144,9 @@ class OutputTarget:
             self._load_existing()
         elif not overwrite:
             if self.path.exists():
-                raise UsageError(f"output exists: {self.path} (use --resume to finish it, or --overwrite to replace it)")
+                raise UsageError(
+                    f"output exists: {self.path} (use --resume to finish it, or --overwrite to replace it)"
+                )
             if self.partial.exists():
                 raise UsageError(f"an interrupted run left {self.partial}: use --resume to continue it, or --overwrite")
 

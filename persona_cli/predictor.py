@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from os import PathLike
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -32,6 +33,8 @@ from persona_cli.options import PredictOptions
 from persona_cli.results import Embedding, Prediction
 
 log = logging.getLogger("persona")
+
+_Self = TypeVar("_Self", bound="Embedder")
 
 
 def build_encoder(options: PredictOptions, name: str | None = None) -> Encoder:
@@ -59,12 +62,19 @@ class Embedder:
         its weights; `device`: auto, cpu, cuda or cuda:N; `batch_size`: audio chunks per encoder call;
         `workers`: decoding and embedding threads (None: one per core; 0: the calling thread only);
         `half`: float16 network (GPUs)."""
-        options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device,
-                                 batch_size=batch_size, workers=workers, half=half)
+        options = PredictOptions(
+            encoder=encoder,
+            encoder_source=encoder_source,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            half=half,
+        )
         self._start(options)
 
     @classmethod
-    def from_options(cls, options: PredictOptions) -> Embedder:
+    def from_options(cls: type[_Self], options: PredictOptions) -> _Self:
+        """Built from a PredictOptions (what the command line parses) instead of keyword arguments."""
         embedder = cls.__new__(cls)
         embedder._start(options)
         return embedder
@@ -92,8 +102,13 @@ class Embedder:
 
     def _embedding(self, result: EmbeddingResult) -> Embedding:
         vector = None if result.vector is None else result.vector.astype(np.float32)
-        return Embedding(path=_shown(result.path), duration_s=result.duration_s, encoder=self.encoder.name,
-                         vector=vector, error=result.error)
+        return Embedding(
+            path=_shown(result.path),
+            duration_s=result.duration_s,
+            encoder=self.encoder.name,
+            vector=vector,
+            error=result.error,
+        )
 
 
 class Predictor(Embedder):
@@ -118,9 +133,17 @@ class Predictor(Embedder):
         files of a group, so predict_files embeds every file before it yields any); `speakers`: the
         speaker of each absolute file or folder path, for `speaker` normalisation (else folders).
         The other settings are Embedder's."""
-        options = PredictOptions(model=None if model is None else str(model), encoder=encoder,
-                                 encoder_source=encoder_source, device=device, batch_size=batch_size,
-                                 workers=workers, normalization=normalize, half=half, speakers=dict(speakers or {}))
+        options = PredictOptions(
+            model=None if model is None else str(model),
+            encoder=encoder,
+            encoder_source=encoder_source,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            normalization=normalize,
+            half=half,
+            speakers=dict(speakers or {}),
+        )
         self._start(options)
 
     def _load(self, options: PredictOptions) -> Encoder:
@@ -139,9 +162,15 @@ class Predictor(Embedder):
             )
         trained_on = self.model.metadata.encoder_revision
         if trained_on and trained_on != encoder.revision:
-            log.warning("model %s was trained on revision %s of the %s features, and this persona computes "
-                        "revision %s: its predictions will drift from the figures it was validated with; "
-                        "retrain it with `persona train`", model_file, trained_on, encoder_name, encoder.revision)
+            log.warning(
+                "model %s was trained on revision %s of the %s features, and this persona computes "
+                "revision %s: its predictions will drift from the figures it was validated with; "
+                "retrain it with `persona train`",
+                model_file,
+                trained_on,
+                encoder_name,
+                encoder.revision,
+            )
         self.model.to(options.device)
         return encoder
 
@@ -170,8 +199,10 @@ class Predictor(Embedder):
     def predict_waveform(self, wave: np.ndarray, sample_rate: int) -> Prediction:
         """The Prediction for audio in memory: 1-D (mono) or (frames, channels) samples at `sample_rate` Hz."""
         if self.normalization != "none":
-            raise UsageError(f"model {self.model.name} normalises over groups of files ({self.normalization}); "
-                             "use predict_files, or a model trained without --normalize")
+            raise UsageError(
+                f"model {self.model.name} normalises over groups of files ({self.normalization}); "
+                "use predict_files, or a model trained without --normalize"
+            )
         (result,) = embed_files([Waveform(wave, sample_rate)], self.encoder, self.options)
         (prediction,) = self._predictions([result])
         return prediction
@@ -184,11 +215,11 @@ class Predictor(Embedder):
         sizes = Counter(groups[i] for i in good)
         usable = [i for i in good if sizes[groups[i]] >= MIN_GROUP_FILES]
         for i in set(good) - set(usable):  # its group lost too many files to errors to be normalised
-            results[i].vector, results[i].warning = None, None
-            results[i].error = (f"too few usable files in its {how} group to normalise "
-                                f"({sizes[groups[i]]} < {MIN_GROUP_FILES})")
+            too_few = f"too few usable files in its {how} group to normalise ({sizes[groups[i]]} < {MIN_GROUP_FILES})"
+            results[i].vector, results[i].warning, results[i].error = None, None, too_few
         if usable:
-            inputs = network_inputs(np.stack([results[i].vector for i in usable]), how, [groups[i] for i in usable])
+            vectors = np.stack([v for i in usable if (v := results[i].vector) is not None])
+            inputs = network_inputs(vectors, how, [groups[i] for i in usable])
             for i, vector in zip(usable, inputs):
                 results[i].vector = vector
         for start in range(0, len(results), self.options.batch_size):
@@ -196,7 +227,7 @@ class Predictor(Embedder):
 
     def _predictions(self, results: list[EmbeddingResult]) -> list[Prediction]:
         good = [r for r in results if r.vector is not None]
-        outputs = self.model.predict(np.stack([r.vector for r in good])) if good else None
+        outputs = self.model.predict(np.stack([v for r in good if (v := r.vector) is not None])) if good else None
         index = {id(r): i for i, r in enumerate(good)}
         emotions, genders = self.model.metadata.emotions, self.model.metadata.genders
         predictions = []
@@ -213,11 +244,18 @@ class Predictor(Embedder):
                     gender_confidence=round(float(gender_probs.max()), 4),
                     age=round(float(outputs.age_years[i]), 1),
                 )
-            predictions.append(_prediction(
-                path=_shown(result.path), duration_s=result.duration_s, encoder=self.encoder.name,
-                model=self.model.name, normalization=self.normalization, error=result.error,
-                warning=result.warning, **values,
-            ))
+            predictions.append(
+                _prediction(
+                    path=_shown(result.path),
+                    duration_s=result.duration_s,
+                    encoder=self.encoder.name,
+                    model=self.model.name,
+                    normalization=self.normalization,
+                    error=result.error,
+                    warning=result.warning,
+                    **values,
+                )
+            )
         return predictions
 
 
@@ -242,8 +280,10 @@ def _load_model(options: PredictOptions) -> tuple[PersonaModel, str]:
         model_path = bundled_model_path(encoder_name, normalization)
         if not model_path.exists():
             flag = "" if normalization == "none" else f" --normalize {normalization}"
-            raise UsageError(f"no bundled model for encoder {encoder_name!r}{' with' + flag if flag else ''}; "
-                             f"pass --model FILE trained with `persona train --encoder {encoder_name}{flag}`")
+            raise UsageError(
+                f"no bundled model for encoder {encoder_name!r}{' with' + flag if flag else ''}; "
+                f"pass --model FILE trained with `persona train --encoder {encoder_name}{flag}`"
+            )
     else:
         model_path = Path(options.model)
     model = load_model(model_path)

@@ -25,7 +25,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as pa_dataset
 
-from persona_cli import batch
 from persona_cli.errors import UsageError
 from persona_cli.options import PredictOptions
 from persona_cli.predictor import Predictor
@@ -58,27 +57,37 @@ class PredictActor:
         return pa.Table.from_pylist(rows, schema=PREDICTION_SCHEMA)
 
 
-def run_on_ray(paths: Sequence[Path] | None, files_from: str | None, shard: str | None, output: str | None,
-               options: PredictOptions, *, overwrite: bool = False, resume: bool = False, fail_fast: bool = False,
-               address: str | None = None, quiet: bool = False) -> RayRunSummary:
+def run_on_ray(
+    files: Sequence[Path],
+    output: str | None,
+    options: PredictOptions,
+    *,
+    address: str | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> RayRunSummary:
     """`persona predict --engine ray`: check everything that can be wrong in one line before a
     cluster starts, then predict every file into the folder `output`."""
-    if resume or fail_fast:
-        raise UsageError("--engine ray does not support --resume or --fail-fast (use --shard K/N jobs to restart parts)")
     if options.normalization not in (None, "none"):
         raise UsageError("--engine ray predicts file by file; --normalize corpus/speaker needs the local engine")
     folder = check_output_folder(output, overwrite)
-    files, _ = batch.input_files(paths, files_from, shard)
     # build the predictor here once, so wrong settings fail in one line before a cluster starts
     predictor = Predictor.from_options(dataclasses.replace(options, workers=0))
     if predictor.normalization != "none":
-        raise UsageError("--engine ray predicts file by file; a model trained with --normalize corpus/speaker "
-                         "needs the local engine")
+        raise UsageError(
+            "--engine ray predicts file by file; a model trained with --normalize corpus/speaker needs the local engine"
+        )
     started = time.perf_counter()
     summary = predict_on_ray(files, options, folder, address=address, actors=options.workers or None, quiet=quiet)
     elapsed = max(time.perf_counter() - started, 1e-9)
-    log.info("%d files, %.1f min of audio in %.1f s on Ray: %.0f audio-s/s; rows in %s",
-             summary.files, summary.audio_seconds / 60, elapsed, summary.audio_seconds / elapsed, folder)
+    log.info(
+        "%d files, %.1f min of audio in %.1f s on Ray: %.0f audio-s/s; rows in %s",
+        summary.files,
+        summary.audio_seconds / 60,
+        elapsed,
+        summary.audio_seconds / elapsed,
+        folder,
+    )
     return summary
 
 
@@ -99,8 +108,15 @@ def check_output_folder(output: str | None, overwrite: bool) -> Path:
     return folder
 
 
-def predict_on_ray(files: Sequence[Path], options: PredictOptions, output: Path, *, address: str | None = None,
-                   actors: int | None = None, quiet: bool = False) -> RayRunSummary:
+def predict_on_ray(
+    files: Sequence[Path],
+    options: PredictOptions,
+    output: Path,
+    *,
+    address: str | None = None,
+    actors: int | None = None,
+    quiet: bool = False,
+) -> RayRunSummary:
     """Predict every file on a Ray cluster and write the rows to `output` as a Parquet dataset."""
     try:
         import ray
@@ -109,8 +125,12 @@ def predict_on_ray(files: Sequence[Path], options: PredictOptions, output: Path,
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=not quiet,
-                 logging_level=logging.ERROR if quiet else logging.WARNING)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=not quiet,
+            logging_level=logging.ERROR if quiet else logging.WARNING,
+        )
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = not quiet
@@ -139,7 +159,9 @@ def predict_on_ray(files: Sequence[Path], options: PredictOptions, output: Path,
 
 
 def summarize_output(output: Path, files: int) -> RayRunSummary:
-    table = pa_dataset.dataset(output, format="parquet", schema=PREDICTION_SCHEMA).to_table(columns=["duration_s", "error"])
+    table = pa_dataset.dataset(output, format="parquet", schema=PREDICTION_SCHEMA).to_table(
+        columns=["duration_s", "error"]
+    )
     errors = table.column("error").to_pylist()
     durations = table.column("duration_s").to_pylist()
     seconds = sum(d for d, e in zip(durations, errors) if e is None and d)

@@ -166,8 +166,10 @@ def plot_confusion(emotion: Mapping[str, Any], path: Path) -> None:
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted emotion")
     ax.set_ylabel("true emotion")
-    ax.set_title(f"Emotion (n={emotion.get('n', int(counts.sum()))}): "
-                 f"accuracy {emotion['accuracy']:.1%}, UAR {emotion['uar']:.1%}")
+    ax.set_title(
+        f"Emotion (n={emotion.get('n', int(counts.sum()))}): "
+        f"accuracy {emotion['accuracy']:.1%}, UAR {emotion['uar']:.1%}"
+    )
     _save(fig, path)
 
 
@@ -221,8 +223,14 @@ def plot_learning_curves(histories: Sequence[TrainingHistory], path: Path) -> No
         # best_epoch is a 0-based index; without a validation part it is the last training epoch
         marked = history.validation_loss or history.train_loss
         if 0 <= history.best_epoch < len(marked):
-            ax.plot(history.best_epoch + 1, marked[history.best_epoch], "o", color=color, markersize=6,
-                    markerfacecolor="none")
+            ax.plot(
+                history.best_epoch + 1,
+                marked[history.best_epoch],
+                "o",
+                color=color,
+                markersize=6,
+                markerfacecolor="none",
+            )
     # a legend for the line styles, separate from the per-fold colours
     ax.plot([], [], color="gray", linewidth=1, label="train")
     ax.plot([], [], color="gray", linewidth=1, linestyle="--", label="validation")

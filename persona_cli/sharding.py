@@ -35,8 +35,10 @@ class Shard:
             raise UsageError(f"--shard must look like K/N (e.g. 1/4), not {text!r}")
         index, count = int(match[1]), int(match[2])
         if count < 1 or not 1 <= index <= count:
-            raise UsageError(f"--shard {text}: K must be between 1 and N (shards are numbered 1/{max(count, 1)} "
-                             f"to {max(count, 1)}/{max(count, 1)})")
+            raise UsageError(
+                f"--shard {text}: K must be between 1 and N (shards are numbered 1/{max(count, 1)} "
+                f"to {max(count, 1)}/{max(count, 1)})"
+            )
         return cls(index, count)
 
     def holds(self, path: str | Path) -> bool:

@@ -15,7 +15,6 @@ import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -65,8 +64,16 @@ class TrainConfig:
 
 #: The paper's recipe as published (CNN head, Adam 1e-3, early stopping and LR decay on plateau),
 #: without the regularisation and schedule these small corpora turned out to need: `--paper-recipe`.
-PAPER_RECIPE = TrainConfig(head="cnn", learning_rate=1e-3, lr_schedule="plateau", validation_fraction=0.15,
-                           balance_emotions=False, dropout=0.3, weight_decay=0.0, input_noise=0.0)
+PAPER_RECIPE = TrainConfig(
+    head="cnn",
+    learning_rate=1e-3,
+    lr_schedule="plateau",
+    validation_fraction=0.15,
+    balance_emotions=False,
+    dropout=0.3,
+    weight_decay=0.0,
+    input_noise=0.0,
+)
 
 
 @dataclass
@@ -128,15 +135,18 @@ def input_scale(train_features: np.ndarray) -> np.ndarray:
     return np.where(std < CONSTANT_FEATURE_STD, CONSTANT_FEATURE_SCALE, std).astype(np.float32)
 
 
-def multitask_loss(outputs, targets: dict[str, torch.Tensor], emotion_weight: torch.Tensor | None = None) -> torch.Tensor:
+def multitask_loss(
+    outputs, targets: dict[str, torch.Tensor], emotion_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """CE(emotion) + CE(gender) + MSE(age z-score), each averaged over the clips that have that label;
     `emotion_weight` optionally weights the emotion classes (a weighted mean, as torch's CE)."""
     emotion_logits, gender_logits, age_z = outputs
     loss = emotion_logits.new_zeros(())
     emotion_known = targets["emotion"] != MISSING
     if emotion_known.any():
-        loss = loss + nn.functional.cross_entropy(emotion_logits[emotion_known], targets["emotion"][emotion_known],
-                                                  weight=emotion_weight)
+        loss = loss + nn.functional.cross_entropy(
+            emotion_logits[emotion_known], targets["emotion"][emotion_known], weight=emotion_weight
+        )
     gender_known = targets["gender"] != MISSING
     if gender_known.any():
         loss = loss + nn.functional.cross_entropy(gender_logits[gender_known], targets["gender"][gender_known])
@@ -146,8 +156,14 @@ def multitask_loss(outputs, targets: dict[str, torch.Tensor], emotion_weight: to
     return loss
 
 
-def fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encoder: str,
-        config: TrainConfig = TrainConfig(), training_summary: dict | None = None) -> tuple[PersonaModel, TrainingHistory]:
+def fit(
+    features: np.ndarray,
+    targets: Targets,
+    speakers: Sequence[str],
+    encoder: str,
+    config: TrainConfig = TrainConfig(),
+    training_summary: dict | None = None,
+) -> tuple[PersonaModel, TrainingHistory]:
     """Train one model on the given clips (minus a speaker-disjoint validation part, if the config asks
     for early stopping)."""
     # The network is tiny and batches are small: splitting each op over threads costs more than it
@@ -161,19 +177,36 @@ def fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encoder
         torch.set_num_threads(threads)
 
 
-def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encoder: str,
-         config: TrainConfig, training_summary: dict | None) -> tuple[PersonaModel, TrainingHistory]:
+def _fit(
+    features: np.ndarray,
+    targets: Targets,
+    speakers: Sequence[str],
+    encoder: str,
+    config: TrainConfig,
+    training_summary: dict | None,
+) -> tuple[PersonaModel, TrainingHistory]:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    validation = speaker_holdout(speakers, config.validation_fraction, rng) if len(set(speakers)) > 1 else np.zeros(len(speakers), bool)
+    validation = (
+        speaker_holdout(speakers, config.validation_fraction, rng)
+        if len(set(speakers)) > 1
+        else np.zeros(len(speakers), bool)
+    )
     train_index, validation_index = np.flatnonzero(~validation), np.flatnonzero(validation)
 
     known_age = targets.age[train_index][~np.isnan(targets.age[train_index])]
     age_mean = float(known_age.mean()) if known_age.size else 0.0
     age_std = float(known_age.std()) if known_age.size > 1 and known_age.std() > 0 else 1.0
     encoder_dim = features.shape[1] // input_width(1, config.normalization)
-    metadata = ModelMetadata(encoder=encoder, encoder_dim=encoder_dim, head=config.head, normalization=config.normalization,
-                             age_mean=age_mean, age_std=age_std, training=training_summary or {})
+    metadata = ModelMetadata(
+        encoder=encoder,
+        encoder_dim=encoder_dim,
+        head=config.head,
+        normalization=config.normalization,
+        age_mean=age_mean,
+        age_std=age_std,
+        training=training_summary or {},
+    )
     network = PersonaNet(features.shape[1], config.head, len(EMOTIONS), len(GENDERS), dropout=config.dropout)
     train_features = features[train_index]
     network.feature_mean.copy_(torch.from_numpy(train_features.mean(0)))
@@ -236,7 +269,12 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
             history.best_epoch = epoch
             continue
         if validation_loss < best_loss - 1e-4:
-            best_state, best_loss, stale, history.best_epoch = copy.deepcopy(network.state_dict()), validation_loss, 0, epoch
+            best_state, best_loss, stale, history.best_epoch = (
+                copy.deepcopy(network.state_dict()),
+                validation_loss,
+                0,
+                epoch,
+            )
         else:
             stale += 1
             if stale >= config.patience:
@@ -245,114 +283,3 @@ def _fit(features: np.ndarray, targets: Targets, speakers: Sequence[str], encode
     if best_state is not None:
         network.load_state_dict(best_state)
     return PersonaModel(network, metadata), history
-
-
-# ---------------------------------------------------------------------------------------------
-# Cross-validation
-
-SPLITS = ("speaker", "random")
-PROTOCOLS = {
-    "speaker": "speaker-grouped {k}-fold CV (no speaker in both train and test)",
-    "random": "RANDOM {k}-fold CV (the paper's protocol: the same speakers appear in train and test, so scores are optimistic)",
-}
-
-
-def make_folds(clips: Sequence[LabelledClip], folds: int, split: str = "speaker", seed: int = 0) -> list[np.ndarray]:
-    """Test-set indices of each fold.
-
-    "speaker": within each corpus, whole speakers are dealt to folds, largest first onto the
-    fold with the fewest clips so far (as scikit-learn's GroupKFold), so every fold holds a
-    share of every corpus and no speaker is on both sides. "random": a seeded shuffle of clips.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}")
-    rng = np.random.default_rng(seed)
-    if split == "random":
-        return [np.sort(part) for part in np.array_split(rng.permutation(len(clips)), folds)]
-    assigned: list[list[int]] = [[] for _ in range(folds)]
-    for corpus in sorted({c.corpus for c in clips}):
-        by_speaker: dict[str, list[int]] = {}
-        for i, clip in enumerate(clips):
-            if clip.corpus == corpus:
-                by_speaker.setdefault(clip.speaker, []).append(i)
-        speakers = sorted(by_speaker)
-        rng.shuffle(speakers)  # seeded tie-breaking between equally large speakers
-        sizes = [0] * folds
-        for speaker in sorted(speakers, key=lambda s: -len(by_speaker[s])):
-            target = int(np.argmin(sizes))
-            assigned[target].extend(by_speaker[speaker])
-            sizes[target] += len(by_speaker[speaker])
-    return [np.array(sorted(part), dtype=np.int64) for part in assigned]
-
-
-def prediction_table(model: PersonaModel, features: np.ndarray, clips: Sequence[LabelledClip]) -> dict[str, np.ndarray]:
-    """Predicted and true labels side by side, as index arrays (MISSING / NaN where unlabelled)."""
-    predictions = model.predict(features)
-    targets = Targets.from_clips(clips)
-    return {
-        "emotion_true": targets.emotion, "emotion_pred": predictions.emotion_probs.argmax(1),
-        "gender_true": targets.gender, "gender_pred": predictions.gender_probs.argmax(1),
-        "age_true": targets.age, "age_pred": predictions.age_years.astype(np.float32),
-    }
-
-
-def score(table: dict[str, np.ndarray], corpora: np.ndarray, age_baseline: float) -> tuple[dict, dict[str, dict]]:
-    """Overall and per-corpus metrics of one prediction table."""
-    from persona_cli.metrics import task_metrics
-
-    def metrics_for(mask: np.ndarray) -> dict:
-        return task_metrics(table["emotion_true"][mask], table["gender_true"][mask], table["age_true"][mask],
-                            table["emotion_pred"][mask], table["gender_pred"][mask], table["age_pred"][mask],
-                            age_baseline)
-
-    overall = metrics_for(np.ones(len(corpora), bool))
-    return overall, {name: metrics_for(corpora == name) for name in sorted(set(corpora))}
-
-
-@dataclass
-class CrossValidation:
-    """Everything one cross-validation run produced."""
-
-    report: dict  # metrics.json content: protocol, overall (pooled out-of-fold), per_corpus, folds, std
-    predictions: dict[str, np.ndarray]  # out-of-fold predictions for every clip, plus fold numbers
-    histories: list[TrainingHistory]
-
-
-def cross_validate(features: np.ndarray, clips: Sequence[LabelledClip], encoder: str, folds: int = 5,
-                   split: str = "speaker", config: TrainConfig = TrainConfig()) -> CrossValidation:
-    """K-fold CV: train on K-1 folds, predict the held-out one; report per fold, mean ± std, pooled."""
-    from persona_cli.metrics import metrics_report, summarize_folds
-
-    corpora = np.array([c.corpus for c in clips])
-    speakers = [c.speaker for c in clips]
-    targets = Targets.from_clips(clips)
-    pooled: dict[str, np.ndarray] | None = None
-    fold_of = np.full(len(clips), -1)
-    fold_reports: list[dict[str, Any]] = []
-    histories: list[TrainingHistory] = []
-    baselines = np.zeros(len(clips), np.float32)
-    for k, test_index in enumerate(make_folds(clips, folds, split, config.seed)):
-        train_index = np.setdiff1d(np.arange(len(clips)), test_index)
-        model, history = fit(features[train_index], targets.subset(train_index), [speakers[i] for i in train_index],
-                             encoder, config)
-        table = prediction_table(model, features[test_index], [clips[i] for i in test_index])
-        overall, per_corpus = score(table, corpora[test_index], model.metadata.age_mean)
-        fold_reports.append({"fold": k + 1, "n_test": int(len(test_index)), "overall": overall, "per_corpus": per_corpus})
-        histories.append(history)
-        if pooled is None:
-            pooled = {key: np.empty(len(clips), values.dtype) for key, values in table.items()}
-        for key, values in table.items():
-            pooled[key][test_index] = values
-        fold_of[test_index] = k + 1
-        baselines[test_index] = model.metadata.age_mean
-        log.info("fold %d/%d done", k + 1, folds)
-    if pooled is None:
-        raise ValueError("cross-validation needs at least one fold")
-    # pooled metrics judge each clip by its own fold's model; the age baseline is each fold's training mean
-    overall, per_corpus = score(pooled, corpora, float(baselines.mean()))
-    mean, std = summarize_folds([f["overall"] for f in fold_reports])
-    report = metrics_report(overall, per_corpus, folds=fold_reports, std=std,
-                            protocol=PROTOCOLS[split].format(k=folds))
-    report["fold_mean"] = mean
-    pooled["fold"] = fold_of
-    return CrossValidation(report, pooled, histories)

@@ -35,13 +35,17 @@ def main() -> None:
     ranges = {}
     for gender, group in clips[~wrong].groupby("gender_true"):
         ranges[gender] = np.percentile(group.pitch_hz, [5, 95])
-        print(f"correctly classified {gender}: median pitch {group.pitch_hz.median():.0f} Hz, "
-              f"central 90 % {ranges[gender][0]:.0f}-{ranges[gender][1]:.0f} Hz")
+        print(
+            f"correctly classified {gender}: median pitch {group.pitch_hz.median():.0f} Hz, "
+            f"central 90 % {ranges[gender][0]:.0f}-{ranges[gender][1]:.0f} Hz"
+        )
     errors = clips[wrong].copy()
     low, high = np.array([ranges[g] for g in errors.gender_true]).T
     errors["pitch_contradicts_label"] = (errors.pitch_hz < low) | (errors.pitch_hz > high)
-    print(f"\n{errors.pitch_contradicts_label.sum()} of {len(errors)} errors have a pitch outside their "
-          "labelled gender's central 90 %\n")
+    print(
+        f"\n{errors.pitch_contradicts_label.sum()} of {len(errors)} errors have a pitch outside their "
+        "labelled gender's central 90 %\n"
+    )
     columns = ["path", "gender_true", "gender_pred", "age_true", "pitch_hz", "pitch_contradicts_label"]
     print(errors[columns].sort_values(["gender_true", "pitch_hz"]).to_string(index=False, float_format="%.0f"))
 

@@ -25,7 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from persona_cli.experiments import LabelledFeatures, embed_corpora
 from persona_cli.options import PredictOptions
 from persona_cli.predictor import build_encoder
-from persona_cli.train import make_folds
+from persona_cli.cross_validation import make_folds
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RIDGE_STRENGTHS = np.logspace(0, 5, 16)
@@ -44,8 +44,10 @@ def probe_emotion(data: LabelledFeatures, name: str, train_corpora: list[str], s
             scored = test[(emotions[test] != "") & (corpora[test] == "ravdess")]
             correct += int((model.predict(data.features[scored]) == emotions[scored]).sum())
             total += len(scored)
-        print(f"{name}, trained on {'+'.join(train_corpora)}, C={strength}: "
-              f"RAVDESS emotion accuracy {100 * correct / total:.1f} %")
+        print(
+            f"{name}, trained on {'+'.join(train_corpora)}, C={strength}: "
+            f"RAVDESS emotion accuracy {100 * correct / total:.1f} %"
+        )
 
 
 def common_voice_folds(data: LabelledFeatures) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -90,13 +92,21 @@ def main() -> None:
     parser.add_argument("--encoder", default="mfcc")
     parser.add_argument("--task", nargs="+", choices=("emotion", "gender", "age"), default=["emotion"])
     parser.add_argument("--train-corpora", nargs="+", default=["ravdess", "emodb"], help="for emotion only")
-    parser.add_argument("--C", type=float, nargs="+", default=[0.03, 0.1, 0.3],
-                        help="inverse L2 strengths to try for emotion and gender")
+    parser.add_argument(
+        "--C",
+        type=float,
+        nargs="+",
+        default=[0.03, 0.1, 0.3],
+        help="inverse L2 strengths to try for emotion and gender",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     options = PredictOptions()
-    data = embed_corpora([str(DATA / name) for name in ("ravdess", "emodb", "commonvoice")],
-                         build_encoder(options, args.encoder), options)
+    data = embed_corpora(
+        [str(DATA / name) for name in ("ravdess", "emodb", "commonvoice")],
+        build_encoder(options, args.encoder),
+        options,
+    )
     if "emotion" in args.task:
         probe_emotion(data, args.encoder, args.train_corpora, args.C)
     if "gender" in args.task:

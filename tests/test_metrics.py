@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from persona_cli.labels import EMOTIONS, GENDERS
-from persona_cli.train import PROTOCOLS
+from persona_cli.cross_validation import PROTOCOLS
 from persona_cli.metrics import (
     age_metrics,
     emotion_metrics,

@@ -44,7 +44,9 @@ def load_encoder(name: str, device: str = "cpu", source: str | None = None, half
         from persona_cli.encoders.fused import FusedEncoder
 
         first, *others = name.split("+")
-        return FusedEncoder([load_encoder(first, device, source, half), *(load_encoder(part, device) for part in others)])
+        return FusedEncoder(
+            [load_encoder(first, device, source, half), *(load_encoder(part, device) for part in others)]
+        )
     try:
         module_name, factory_name = _REGISTRY[name]
     except KeyError:

@@ -27,8 +27,9 @@ class EgemapsEncoder(Encoder):
             import opensmile
         except ImportError:
             raise ModelLoadingError("the egemaps features need opensmile: pip install 'persona-cli[egemaps]'") from None
-        self.smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                                     feature_level=opensmile.FeatureLevel.Functionals)
+        self.smile = opensmile.Smile(
+            feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
+        )
 
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         out = np.zeros((len(waves), self.dim), np.float32)

@@ -26,10 +26,12 @@ class FusedEncoder(Encoder):
         return np.concatenate([part.embed(waves) for part in self.parts], axis=1).astype(np.float32)
 
     def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
-        return np.concatenate([
-            part.pool(chunk_embeddings[:, start:end], chunk_seconds)
-            for part, start, end in zip(self.parts, self._bounds[:-1], self._bounds[1:])
-        ])
+        return np.concatenate(
+            [
+                part.pool(chunk_embeddings[:, start:end], chunk_seconds)
+                for part, start, end in zip(self.parts, self._bounds[:-1], self._bounds[1:])
+            ]
+        )
 
 
 __all__ = ["FusedEncoder"]

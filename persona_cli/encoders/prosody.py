@@ -88,12 +88,14 @@ class ProsodyEncoder(Encoder):
         f0, periodicity = self._pitch(power)
         voiced = (periodicity > VOICING_THRESHOLD) & (loudness > loudness.max() - SILENCE_DB)
         spectral = self._spectral(power, frames)
-        return np.concatenate([
-            self._pitch_functionals(f0[voiced]),
-            self._loudness_functionals(loudness),
-            self._spectral_functionals(spectral, voiced),
-            self._rhythm(voiced, loudness),
-        ]).astype(np.float32)
+        return np.concatenate(
+            [
+                self._pitch_functionals(f0[voiced]),
+                self._loudness_functionals(loudness),
+                self._spectral_functionals(spectral, voiced),
+                self._rhythm(voiced, loudness),
+            ]
+        ).astype(np.float32)
 
     def _pitch(self, power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """F0 (Hz) and the normalised autocorrelation at that period, per frame (Boersma 1993).
@@ -139,16 +141,20 @@ class ProsodyEncoder(Encoder):
         step = loudness.diff() if loudness.numel() > 1 else loudness.new_zeros(1)
         rise = step.clamp_min(0).mean().item()
         fall = (-step).clamp_min(0).mean().item()
-        return np.array([loudness.mean().item(), loudness.std(correction=0).item(), p20, p50, p80, p80 - p20, rise, fall])
+        return np.array(
+            [loudness.mean().item(), loudness.std(correction=0).item(), p20, p50, p80, p80 - p20, rise, fall]
+        )
 
     @staticmethod
     def _spectral_functionals(spectral: torch.Tensor, voiced: torch.Tensor) -> np.ndarray:
         values = []
         for column in spectral.T:
             on, off = column[voiced], column[~voiced]
-            values += [on.mean().item() if on.numel() else 0.0,
-                       on.std(correction=0).item() if on.numel() else 0.0,
-                       off.mean().item() if off.numel() else 0.0]
+            values += [
+                on.mean().item() if on.numel() else 0.0,
+                on.std(correction=0).item() if on.numel() else 0.0,
+                off.mean().item() if off.numel() else 0.0,
+            ]
         return np.array(values)
 
     @staticmethod
