@@ -27,7 +27,7 @@ import numpy as np
 if TYPE_CHECKING:  # train imports torch; the report needs only the dataclass's fields
     import pandas as pd
 
-    from persona_cli.train import TrainingHistory
+    from persona_cli.training import TrainingHistory
 
 log = logging.getLogger("persona")
 

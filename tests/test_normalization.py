@@ -108,7 +108,7 @@ def test_fused_encoder_is_its_parts_side_by_side():
 def test_a_feature_constant_in_training_cannot_blow_up_a_prediction():
     """GE2E has ReLU dimensions that are 0 on every training clip; a new clip where one is not 0 must
     get the prediction it would get with a 0 there, not a huge standardised input."""
-    from persona_cli.train import Targets, TrainConfig, fit
+    from persona_cli.training import Targets, TrainConfig, fit
 
     rng = np.random.default_rng(0)
     features = rng.normal(0, 1, (60, 4)).astype(np.float32)

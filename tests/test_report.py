@@ -17,7 +17,7 @@ from persona_cli.report import (
     PREDICTIONS_FILE,
     write_report,
 )
-from persona_cli.train import TrainingHistory
+from persona_cli.training import TrainingHistory
 
 PROTOCOL = "speaker-grouped 2-fold CV"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

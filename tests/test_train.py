@@ -15,7 +15,7 @@ from conftest import require_shared, voice_like, run_cli as run
 from persona_cli.corpora import LabelledClip
 from persona_cli.model import load_model
 from persona_cli.cross_validation import make_folds
-from persona_cli.train import MISSING, Targets, TrainConfig, fit, multitask_loss
+from persona_cli.training import MISSING, Targets, TrainConfig, fit, multitask_loss
 
 
 def clip(i: int, corpus: str, speaker: str, emotion=None, gender=None, age=None) -> LabelledClip:
