@@ -100,7 +100,12 @@ RayAddressOpt = Annotated[
 ]
 FoldsOpt = Annotated[int, typer.Option("--folds", min=0, help="Cross-validation folds (0 or 1: no CV, just train).")]
 SplitOpt = Annotated[
-    Split, typer.Option("--split", help="speaker: folds grouped by speaker (honest); random: the paper's protocol.")
+    Split,
+    typer.Option(
+        "--split",
+        help="speaker: folds grouped by speaker (honest); corpus: leave one corpus out in turn (recordings "
+        "unlike the training ones; --folds is ignored); random: the paper's protocol.",
+    ),
 ]
 NamedEncoderOpt = Annotated[
     str, typer.Option("--encoder", help=f"Speaker-embedding backend: {', '.join(ENCODER_NAMES)}.")

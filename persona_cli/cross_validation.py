@@ -1,5 +1,6 @@
-"""Cross-validation: folds grouped by speaker (or the paper's random split), a model trained per fold,
-and every fold's predictions scored per corpus and overall.
+"""Cross-validation: folds grouped by speaker, one corpus per fold (leave-one-corpus-out), or the
+paper's random split; a model trained per fold, and every fold's predictions scored per corpus and
+overall, with how well their confidences are calibrated.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from persona_cli.calibration import expected_calibration_error, fit_temperature, softmax
 from persona_cli.corpora import LabelledClip
+from persona_cli.labels import EMOTIONS, MISSING
 from persona_cli.model import PersonaModel
-from persona_cli.train import Targets, TrainConfig, TrainingHistory, fit
+from persona_cli.training import Targets, TrainConfig, TrainingHistory, fit
 
 log = logging.getLogger("persona")
 
 
-SPLITS = ("speaker", "random")
+SPLITS = ("speaker", "corpus", "random")
 PROTOCOLS = {
     "speaker": "speaker-grouped {k}-fold CV (no speaker in both train and test)",
+    "corpus": "leave-one-corpus-out over {k} corpora (each held out in turn, the model trained on the others)",
     "random": "RANDOM {k}-fold CV (the paper's protocol: the same speakers appear in train and test, so scores are optimistic)",
 }
 
@@ -30,10 +34,14 @@ def make_folds(clips: Sequence[LabelledClip], folds: int, split: str = "speaker"
 
     "speaker": within each corpus, whole speakers are dealt to folds, largest first onto the
     fold with the fewest clips so far (as scikit-learn's GroupKFold), so every fold holds a
-    share of every corpus and no speaker is on both sides. "random": a seeded shuffle of clips.
+    share of every corpus and no speaker is on both sides. "corpus": one fold per corpus, in name
+    order (`folds` is ignored). "random": a seeded shuffle of clips.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
+    if split == "corpus":
+        corpora = np.array([c.corpus for c in clips])
+        return [np.flatnonzero(corpora == name) for name in sorted(set(corpora))]
     rng = np.random.default_rng(seed)
     if split == "random":
         return [np.sort(part) for part in np.array_split(rng.permutation(len(clips)), folds)]
@@ -60,11 +68,26 @@ def prediction_table(model: PersonaModel, features: np.ndarray, clips: Sequence[
     return {
         "emotion_true": targets.emotion,
         "emotion_pred": predictions.emotion_probs.argmax(1),
+        "emotion_confidence": predictions.emotion_probs.max(1),
+        "emotion_logits": predictions.emotion_logits,
         "gender_true": targets.gender,
         "gender_pred": predictions.gender_probs.argmax(1),
+        "gender_confidence": predictions.gender_probs.max(1),
+        "gender_logits": predictions.gender_logits,
         "age_true": targets.age,
         "age_pred": predictions.age_years.astype(np.float32),
     }
+
+
+def forget_untrained_tasks(table: dict[str, np.ndarray], trained: Targets) -> None:
+    """Blank the true labels of a task the training part never labels: it was not learnt, so scoring
+    it would measure a head that never saw a label (for a held-out corpus, or a corpus-only fold)."""
+    if (trained.emotion == MISSING).all():
+        table["emotion_true"] = np.full_like(table["emotion_true"], MISSING)
+    if (trained.gender == MISSING).all():
+        table["gender_true"] = np.full_like(table["gender_true"], MISSING)
+    if np.isnan(trained.age).all():
+        table["age_true"] = np.full_like(table["age_true"], np.nan)
 
 
 def score(table: dict[str, np.ndarray], corpora: np.ndarray, age_baseline: float) -> tuple[dict, dict[str, dict]]:
@@ -82,8 +105,28 @@ def score(table: dict[str, np.ndarray], corpora: np.ndarray, age_baseline: float
             age_baseline,
         )
 
-    overall = metrics_for(np.ones(len(corpora), bool))
-    return overall, {name: metrics_for(corpora == name) for name in sorted(set(corpora))}
+    def with_calibration(mask: np.ndarray) -> dict:
+        metrics = metrics_for(mask)
+        for task in ("emotion", "gender"):
+            labelled = mask & (table[f"{task}_true"] != MISSING)
+            if task in metrics and f"{task}_confidence" in table:
+                correct = table[f"{task}_pred"][labelled] == table[f"{task}_true"][labelled]
+                metrics[task]["ece"] = expected_calibration_error(table[f"{task}_confidence"][labelled], correct)
+        return metrics
+
+    overall = with_calibration(np.ones(len(corpora), bool))
+    return overall, {name: with_calibration(corpora == name) for name in sorted(set(corpora))}
+
+
+def emotion_shares(table: dict[str, np.ndarray], corpora: np.ndarray) -> dict[str, dict[str, float]]:
+    """The share of clips predicted as each emotion, overall and per corpus, labelled or not: what the
+    model says of speech without emotion labels (read speech should come out neutral)."""
+
+    def shares(mask: np.ndarray) -> dict[str, float]:
+        counts = np.bincount(table["emotion_pred"][mask], minlength=len(EMOTIONS))
+        return {emotion: float(n / max(int(mask.sum()), 1)) for emotion, n in zip(EMOTIONS, counts)}
+
+    return {"overall": shares(np.ones(len(corpora), bool)), **{c: shares(corpora == c) for c in sorted(set(corpora))}}
 
 
 @dataclass
@@ -93,6 +136,9 @@ class CrossValidation:
     report: dict  # metrics.json content: protocol, overall (pooled out-of-fold), per_corpus, folds, std
     predictions: dict[str, np.ndarray]  # out-of-fold predictions for every clip, plus fold numbers
     histories: list[TrainingHistory]
+    # leave-one-corpus-out only: per head, the softmax temperature fitted on every out-of-corpus
+    # prediction, for the final model (1.0 elsewhere: in-corpus predictions would teach it nothing)
+    temperatures: dict[str, float]
 
 
 def cross_validate(
@@ -120,13 +166,14 @@ def cross_validate(
             features[train_index], targets.subset(train_index), [speakers[i] for i in train_index], encoder, config
         )
         table = prediction_table(model, features[test_index], [clips[i] for i in test_index])
+        forget_untrained_tasks(table, targets.subset(train_index))
         overall, per_corpus = score(table, corpora[test_index], model.metadata.age_mean)
         fold_reports.append(
             {"fold": k + 1, "n_test": int(len(test_index)), "overall": overall, "per_corpus": per_corpus}
         )
         histories.append(history)
         if pooled is None:
-            pooled = {key: np.empty(len(clips), values.dtype) for key, values in table.items()}
+            pooled = {key: np.empty((len(clips), *values.shape[1:]), values.dtype) for key, values in table.items()}
         for key, values in table.items():
             pooled[key][test_index] = values
         fold_of[test_index] = k + 1
@@ -134,10 +181,50 @@ def cross_validate(
         log.info("fold %d/%d done", k + 1, folds)
     if pooled is None:
         raise ValueError("cross-validation needs at least one fold")
+    temperatures = {"emotion": 1.0, "gender": 1.0}
+    if split == "corpus":
+        temperatures = _calibrate_out_of_corpus(pooled, corpora)
     # pooled metrics judge each clip by its own fold's model; the age baseline is each fold's training mean
     overall, per_corpus = score(pooled, corpora, float(baselines.mean()))
     mean, std = summarize_folds([f["overall"] for f in fold_reports])
     report = metrics_report(overall, per_corpus, folds=fold_reports, std=std, protocol=PROTOCOLS[split].format(k=folds))
     report["fold_mean"] = mean
+    report["emotion_predicted"] = emotion_shares(pooled, corpora)
+    if split == "corpus":
+        report["temperatures"] = temperatures
+        for task in ("emotion", "gender"):
+            for name, corpus_report in per_corpus.items():
+                if task in corpus_report:
+                    corpus_report[task]["ece_calibrated"] = _calibrated_ece(pooled, corpora == name, task)
+            if task in overall:
+                overall[task]["ece_calibrated"] = _calibrated_ece(pooled, np.ones(len(clips), bool), task)
+            scored = [r[task]["ece_calibrated"] for r in per_corpus.values() if task in r]
+            if task in mean and scored:
+                mean[task]["ece_calibrated"] = float(np.mean(scored))
     pooled["fold"] = fold_of
-    return CrossValidation(report, pooled, histories)
+    return CrossValidation(report, pooled, histories, temperatures)
+
+
+def _calibrate_out_of_corpus(pooled: dict[str, np.ndarray], corpora: np.ndarray) -> dict[str, float]:
+    """Leave-one-corpus-out temperatures: each corpus's confidences are rescaled by a temperature
+    fitted on the other corpora's out-of-corpus predictions only (its own labels never tune it);
+    returns the temperatures fitted on all of them, for the final model."""
+    final = {}
+    for task in ("emotion", "gender"):
+        labelled = pooled[f"{task}_true"] != MISSING
+        logits, labels = pooled[f"{task}_logits"], pooled[f"{task}_true"]
+        calibrated = pooled[f"{task}_confidence"].astype(np.float64)
+        for name in set(corpora):
+            fit_on = labelled & (corpora != name)
+            temperature = fit_temperature(logits[fit_on], labels[fit_on])
+            here = corpora == name
+            calibrated[here] = softmax(logits[here], temperature).max(1)
+        pooled[f"{task}_confidence_calibrated"] = calibrated
+        final[task] = fit_temperature(logits[labelled], labels[labelled])
+    return final
+
+
+def _calibrated_ece(pooled: dict[str, np.ndarray], mask: np.ndarray, task: str) -> float:
+    labelled = mask & (pooled[f"{task}_true"] != MISSING)
+    correct = pooled[f"{task}_pred"][labelled] == pooled[f"{task}_true"][labelled]
+    return expected_calibration_error(pooled[f"{task}_confidence_calibrated"][labelled], correct)

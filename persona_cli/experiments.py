@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from persona_cli.corpora import LabelledClip, read_corpora
-from persona_cli.cross_validation import cross_validate, prediction_table, score
+from persona_cli.cross_validation import (
+    cross_validate,
+    emotion_shares,
+    forget_untrained_tasks,
+    prediction_table,
+    score,
+)
 from persona_cli.embedding_cache import EmbeddingCache
 from persona_cli.encoders import DEFAULT_ENCODER, Encoder
 from persona_cli.errors import ModelLoadingError, UsageError
@@ -28,7 +34,7 @@ from persona_cli.model import PersonaModel, model_file_name
 from persona_cli.normalization import check_normalization, input_width, network_inputs, training_groups
 from persona_cli.options import Head, PredictOptions, Split
 from persona_cli.predictor import Predictor, build_encoder
-from persona_cli.train import PAPER_RECIPE, Targets, TrainConfig, TrainingHistory, fit
+from persona_cli.training import PAPER_RECIPE, Targets, TrainConfig, TrainingHistory, fit
 
 log = logging.getLogger("persona")
 
@@ -87,10 +93,10 @@ def train(
         )
         return report
     summary = {**data_summary(labelled), "recipe": dataclasses.asdict(config), "command": command}
-    report = {}
+    report, temperatures = {}, {}
     if folds >= 2:
         result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
-        report = result.report
+        report, temperatures = result.report, result.temperatures
         _write_report(
             out,
             report,
@@ -101,7 +107,7 @@ def train(
         )
         summary["cross_validation"] = headline_figures(report)
     if out is not None:
-        path = write_model(train_final_model(labelled, config, summary), Path(out))
+        path = write_model(train_final_model(labelled, config, summary, temperatures), Path(out))
         log.info("final model (trained on all %d clips) saved to %s", len(labelled.clips), path)
     return report
 
@@ -192,17 +198,14 @@ def cross_corpus(data: LabelledFeatures, test_corpus: str, config: TrainConfig) 
     )
     test_clips = [c for c in data.clips if c.corpus == test_corpus]
     table = prediction_table(model, data.features[held_out], test_clips)
-    # a task the training corpora never label was not learned: leave it out of the report
-    if (trained.emotion == MISSING).all():
-        table["emotion_true"][:] = MISSING
-    if (trained.gender == MISSING).all():
-        table["gender_true"][:] = MISSING
-    if np.isnan(trained.age).all():
-        table["age_true"][:] = np.nan
-    overall, per_corpus = score(table, np.array([c.corpus for c in test_clips]), model.metadata.age_mean)
+    forget_untrained_tasks(table, trained)
+    corpora = np.array([c.corpus for c in test_clips])
+    overall, per_corpus = score(table, corpora, model.metadata.age_mean)
     trained_on = ", ".join(sorted({data.clips[i].corpus for i in train_part}))
     protocol = f"cross-corpus: trained on {trained_on}, tested on {test_corpus} (no clip of it seen in training)"
-    return metrics_report(overall, per_corpus, protocol=protocol), predictions_frame(test_clips, table)
+    report = metrics_report(overall, per_corpus, protocol=protocol)
+    report["emotion_predicted"] = emotion_shares(table, corpora)
+    return report, predictions_frame(test_clips, table)
 
 
 def predictions_frame(clips: Sequence[LabelledClip], table: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -229,8 +232,11 @@ def predictions_frame(clips: Sequence[LabelledClip], table: dict[str, np.ndarray
     return frame
 
 
-def train_final_model(data: LabelledFeatures, config: TrainConfig, summary: dict) -> PersonaModel:
-    """One model on all the data (its early-stopping part still held out by speaker)."""
+def train_final_model(
+    data: LabelledFeatures, config: TrainConfig, summary: dict, temperatures: dict[str, float] | None = None
+) -> PersonaModel:
+    """One model on all the data (its early-stopping part still held out by speaker), with the
+    softmax temperatures leave-one-corpus-out fitted, if any."""
     model, _ = fit(
         data.features,
         Targets.from_clips(data.clips),
@@ -240,6 +246,8 @@ def train_final_model(data: LabelledFeatures, config: TrainConfig, summary: dict
         training_summary=summary,
     )
     model.metadata.encoder_revision = data.encoder_revision
+    model.metadata.emotion_temperature = (temperatures or {}).get("emotion", 1.0)
+    model.metadata.gender_temperature = (temperatures or {}).get("gender", 1.0)
     return model
 
 
@@ -268,7 +276,9 @@ def score_model(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.D
     # the trivial age baseline is the model's own training mean, the honest "predict the mean" rival
     overall, per_corpus = score(table, corpora, model.metadata.age_mean)
     protocol = f"evaluation of model {model.name} (encoder {model.metadata.encoder}) on the given data, no training"
-    return metrics_report(overall, per_corpus, protocol=protocol), predictions_frame(data.clips, table)
+    report = metrics_report(overall, per_corpus, protocol=protocol)
+    report["emotion_predicted"] = emotion_shares(table, corpora)
+    return report, predictions_frame(data.clips, table)
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:

@@ -28,7 +28,7 @@ from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 
 TASKS = ("emotion", "gender", "age")
 #: the metrics averaged over folds; "n" and "confusion" are summed instead, "labels" copied
-SCALAR_METRICS = ("accuracy", "uar", "macro_f1", "rmse", "mae", "baseline_rmse", "baseline_mae")
+SCALAR_METRICS = ("accuracy", "uar", "macro_f1", "ece", "rmse", "mae", "baseline_rmse", "baseline_mae")
 
 
 ABSENT = "–"  # en dash: the task has no labelled clips in that row

@@ -44,6 +44,9 @@ class ModelMetadata:
     age_mean: float = 0.0  # the network predicts standardised age: years = z * age_std + age_mean
     age_std: float = 1.0
     normalization: str = "none"  # how features were normalised in training: none, corpus or speaker
+    # softmax temperatures fitted on out-of-corpus predictions (calibration.py); 1.0: not calibrated
+    emotion_temperature: float = 1.0
+    gender_temperature: float = 1.0
     training: dict = field(default_factory=dict)  # data summary, recipe, cross-validated figures
     persona_version: str = __version__
 
@@ -118,9 +121,11 @@ class PersonaNet(nn.Module):
 class Predictions:
     """Model outputs for a batch of files, as numpy arrays."""
 
-    emotion_probs: np.ndarray  # (n, len(emotions)), rows sum to 1
+    emotion_probs: np.ndarray  # (n, len(emotions)), rows sum to 1, after the model's temperature
     gender_probs: np.ndarray  # (n, len(genders))
     age_years: np.ndarray  # (n,)
+    emotion_logits: np.ndarray  # (n, len(emotions)), before any temperature: what calibration fits
+    gender_logits: np.ndarray  # (n, len(genders))
 
 
 class PersonaModel:
@@ -140,9 +145,11 @@ class PersonaModel:
         device = self.network.feature_mean.device
         emotion, gender, age_z = self.network(torch.as_tensor(embeddings, dtype=torch.float32, device=device))
         return Predictions(
-            emotion_probs=torch.softmax(emotion, 1).cpu().numpy(),
-            gender_probs=torch.softmax(gender, 1).cpu().numpy(),
+            emotion_probs=torch.softmax(emotion / self.metadata.emotion_temperature, 1).cpu().numpy(),
+            gender_probs=torch.softmax(gender / self.metadata.gender_temperature, 1).cpu().numpy(),
             age_years=(age_z * self.metadata.age_std + self.metadata.age_mean).cpu().numpy(),
+            emotion_logits=emotion.cpu().numpy(),
+            gender_logits=gender.cpu().numpy(),
         )
 
     def save(self, path: str | Path) -> Path:

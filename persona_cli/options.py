@@ -22,6 +22,7 @@ class Split(str, Enum):
     """How cross-validation folds are drawn."""
 
     speaker = "speaker"  # no speaker in both train and test: the honest protocol
+    corpus = "corpus"  # leave-one-corpus-out: how the model fares on recordings unlike its training
     random = "random"  # the paper's protocol; every report says so
 
 
