@@ -160,7 +160,9 @@ def cross_validate(
     fold_reports: list[dict[str, Any]] = []
     histories: list[TrainingHistory] = []
     baselines = np.zeros(len(clips), np.float32)
-    for k, test_index in enumerate(make_folds(clips, folds, split, config.seed)):
+    test_sets = make_folds(clips, folds, split, config.seed)
+    folds = len(test_sets)  # leave-one-corpus-out: one per corpus, whatever was asked
+    for k, test_index in enumerate(test_sets):
         train_index = np.setdiff1d(np.arange(len(clips)), test_index)
         model, history = fit(
             features[train_index], targets.subset(train_index), [speakers[i] for i in train_index], encoder, config
@@ -178,7 +180,8 @@ def cross_validate(
             pooled[key][test_index] = values
         fold_of[test_index] = k + 1
         baselines[test_index] = model.metadata.age_mean
-        log.info("fold %d/%d done", k + 1, folds)
+        held_out = f" (held out: {corpora[test_index][0]})" if split == "corpus" else ""
+        log.info("fold %d/%d done%s", k + 1, folds, held_out)
     if pooled is None:
         raise ValueError("cross-validation needs at least one fold")
     temperatures = {"emotion": 1.0, "gender": 1.0}
@@ -189,6 +192,7 @@ def cross_validate(
     mean, std = summarize_folds([f["overall"] for f in fold_reports])
     report = metrics_report(overall, per_corpus, folds=fold_reports, std=std, protocol=PROTOCOLS[split].format(k=folds))
     report["fold_mean"] = mean
+    report["split"] = split
     report["emotion_predicted"] = emotion_shares(pooled, corpora)
     if split == "corpus":
         report["temperatures"] = temperatures

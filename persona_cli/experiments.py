@@ -227,6 +227,14 @@ def predictions_frame(clips: Sequence[LabelledClip], table: dict[str, np.ndarray
             "age_pred": np.round(table["age_pred"], 1),
         }
     )
+    for column in (
+        "emotion_confidence",
+        "emotion_confidence_calibrated",
+        "gender_confidence",
+        "gender_confidence_calibrated",
+    ):
+        if column in table:
+            frame[column] = np.round(table[column], 4)
     if "fold" in table:
         frame.insert(3, "fold", table["fold"])
     return frame

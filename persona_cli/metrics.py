@@ -229,6 +229,8 @@ def markdown_table(report: Mapping[str, Any]) -> str:
         (name, result, {}) for name, result in report["per_corpus"].items()
     ]
     rows.append(("overall", report["overall"], std))
+    if report.get("split") == "corpus":  # each fold is one held-out corpus: their plain mean is the headline
+        rows.append(("mean of held-out corpora", report["fold_mean"], {}))
     lines = [
         f"Protocol: {report['protocol']}",
         "",
@@ -238,4 +240,26 @@ def markdown_table(report: Mapping[str, Any]) -> str:
     for name, result, spread in rows:
         cells = [_cell(result.get(task), spread.get(task), key, kind) for _, task, key, kind in _COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "emotion_predicted" in report:
+        lines += ["", *_calibration_table(report, rows)]
     return "\n".join(lines) + "\n"
+
+
+def _calibration_table(report: Mapping[str, Any], rows: Sequence[tuple[str, Mapping[str, Any], Any]]) -> list[str]:
+    """How well confidences match accuracy (ECE, before and after the out-of-corpus temperature), and
+    which emotions the model hands out, per row of the main table."""
+    shares = report["emotion_predicted"]
+    header = ["Emotion ECE", "calibrated", "Gender ECE", "calibrated", "Predicted neutral (%)", "disgust (%)"]
+    lines = ["| Corpus | " + " | ".join(header) + " |", "|:--|" + "--:|" * len(header)]
+    for name, result, _ in rows:
+        cells = [
+            _cell(result.get(task), None, key, "years")
+            for task in ("emotion", "gender")
+            for key in ("ece", "ece_calibrated")
+        ]
+        share = shares.get("overall" if name == "overall" else name)
+        cells += (
+            [ABSENT, ABSENT] if share is None else [f"{100 * share['neutral']:.1f}", f"{100 * share['disgust']:.1f}"]
+        )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines

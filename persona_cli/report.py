@@ -36,6 +36,7 @@ MARKDOWN_FILE = "report.md"
 CONFUSION_FILE = "confusion_emotion.png"
 AGE_SCATTER_FILE = "age_scatter.png"
 LEARNING_CURVES_FILE = "learning_curves.png"
+RELIABILITY_FILE = "reliability.png"
 PREDICTIONS_FILE = "predictions.csv"
 
 DPI = 120
@@ -73,6 +74,10 @@ def write_report(
         path = out_dir / AGE_SCATTER_FILE
         plot_age_scatter(*ages, path)
         plots.append(("Predicted vs true age", path))
+    if predictions is not None and "emotion_confidence" in predictions:
+        path = out_dir / RELIABILITY_FILE
+        plot_reliability(predictions, path)
+        plots.append(("Reliability: accuracy against confidence (the diagonal is a calibrated model)", path))
     if histories:
         path = out_dir / LEARNING_CURVES_FILE
         plot_learning_curves(histories, path)
@@ -204,6 +209,39 @@ def plot_age_scatter(true: np.ndarray, predicted: np.ndarray, path: Path) -> Non
     ax.set_title(f"Age (n={true.size}): RMSE {rmse:.2f} years")
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_reliability(predictions: pd.DataFrame, path: Path) -> None:
+    """Per head, accuracy against confidence in equal-width bins, before and (where fitted) after the
+    out-of-corpus temperature, with each curve's expected calibration error in the legend."""
+    from persona_cli.calibration import expected_calibration_error, reliability_bins
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
+    for ax, task in zip(axes, ("emotion", "gender")):
+        labelled = predictions[f"{task}_true"].notna()
+        correct = (predictions[f"{task}_pred"] == predictions[f"{task}_true"])[labelled].to_numpy()
+        for column, label in ((f"{task}_confidence", "as trained"), (f"{task}_confidence_calibrated", "calibrated")):
+            if column not in predictions or not labelled.any():
+                continue
+            confidence = predictions[column][labelled].to_numpy(dtype=float)
+            bins = [b for b in reliability_bins(confidence, correct) if b["n"]]
+            ece = expected_calibration_error(confidence, correct)
+            ax.plot(
+                [b["confidence"] for b in bins],
+                [b["accuracy"] for b in bins],
+                marker="o",
+                label=f"{label} (ECE {ece:.3f})",
+            )
+        ax.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(f"{task} confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{task.capitalize()} (n={int(labelled.sum())})")
+        ax.legend(loc="upper left")
+        ax.grid(alpha=0.3)
     _save(fig, path)
 
 
