@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_shared
 from persona_cli import corpora
 from persona_cli.corpora import (
     AGE_BUCKETS,
@@ -24,7 +25,6 @@ from persona_cli.corpora import (
 from persona_cli.errors import UsageError
 from persona_cli.experiments import summarize
 from persona_cli.labels import EMOTIONS, GENDERS
-from conftest import require_shared
 
 
 def touch(folder: Path, *names: str) -> list[Path]:
@@ -201,7 +201,7 @@ def test_crema_d_prefers_the_corpus_own_demographics(tmp_path):
 
 def test_bundled_demographics_is_the_published_file():
     shared = require_shared("crema-d", "VideoDemographics.csv")
-    bundled = Path(corpora.__file__).parent / "data" / "VideoDemographics.csv"
+    bundled = Path(corpora.__file__).parent.parent / "data" / "VideoDemographics.csv"  # persona_cli/data
     assert bundled.read_bytes() == shared.read_bytes()
     assert (bundled.parent / "CREMA-D-LICENSE.txt").read_text().count("Open Database License") == 1
 

@@ -1,4 +1,4 @@
-"""How each corpus's own codes and words map onto persona's labels (labels.py), and the speaker
+"""How each corpus's own codes and words map onto persona's labels (persona_cli/labels.py), and the speaker
 facts some corpora publish only in their papers.
 
 Each emotion code maps to (the corpus's own English label, one of EMOTIONS or None). None marks
