@@ -229,6 +229,12 @@ def test_tess_files_directly_under_root(tmp_path):
     assert [(c.speaker, c.emotion) for c in clips] == [("tess:OAF", "neutral"), ("tess:YAF", "sad")]
 
 
+def test_readers_take_every_audio_extension_persona_reads(tmp_path):
+    touch(tmp_path / "Actor_01", "03-01-01-01-01-01-01.opus", "03-01-03-01-01-01-01.MP3", "03-01-04-01-01-01-01.txt")
+    clips = read_corpus(str(tmp_path))
+    assert [c.path.name for c in clips] == ["03-01-01-01-01-01-01.opus", "03-01-03-01-01-01-01.MP3"]
+
+
 def write_manifest(path: Path, rows: list[str]) -> Path:
     path.write_text("\n".join(["path,speaker,emotion,gender,age", *rows]) + "\n")
     return path

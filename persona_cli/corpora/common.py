@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from persona_cli.audio import AUDIO_EXTENSIONS
 from persona_cli.corpora.codebooks import GENDER_SYNONYMS
 
 log = logging.getLogger("persona")
-
-# Audio a corpus folder may hold; RAVDESS and EmoDB come as WAV originally, FLAC once transcoded.
-AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 @dataclass(frozen=True)
@@ -30,13 +28,17 @@ class LabelledClip:
 
 
 def audio_files(*folders: Path) -> list[Path]:
-    """Audio files directly inside each folder, sorted so every run reads the same order."""
+    """Audio files directly inside each folder, sorted so every run reads the same order.
+
+    Any extension `persona predict` walks counts: corpora come as WAV, FLAC, Opus or MP3 depending on
+    who transcoded them, and a file that then fails to decode is reported rather than silently left out.
+    """
     return sorted(
         p
         for folder in folders
         if folder.is_dir()
         for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
     )
 
 
