@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_shared
+from conftest import assert_well_formed, require_shared, touch
 from persona_cli import corpora
 from persona_cli.corpora import (
     AGE_BUCKETS,
     READERS,
-    LabelledClip,
     detect_reader,
     read_corpora,
     read_corpus,
@@ -25,26 +24,6 @@ from persona_cli.corpora import (
 from persona_cli.errors import UsageError
 from persona_cli.experiments import summarize
 from persona_cli.labels import EMOTIONS, GENDERS
-
-
-def touch(folder: Path, *names: str) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / name for name in names]
-    for path in paths:
-        path.touch()
-    return paths
-
-
-def assert_well_formed(clips: list[LabelledClip], corpus: str) -> None:
-    for clip in clips:
-        assert clip.corpus == corpus
-        assert clip.speaker.startswith(f"{corpus}:") and len(clip.speaker) > len(corpus) + 1
-        assert clip.emotion in (*EMOTIONS, None)
-        assert clip.gender in (*GENDERS, None)
-        assert clip.age is None or 0 < clip.age < 120
-        assert clip.path.is_file()
-    assert [c.path for c in clips] == sorted(c.path for c in clips)
-
 
 # --- real corpora ------------------------------------------------------------------------------------
 
