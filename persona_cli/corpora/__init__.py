@@ -4,8 +4,9 @@ Every corpus labels only some of the three tasks (RAVDESS has no ages, Common Vo
 a clip carries None for whatever its corpus does not say, and training masks that task's loss.
 Readers only look at file names and label files; they never decode audio.
 
-One module per family of layouts (acted.py, commonvoice.py, manifest.py), the codes each corpus
-uses in codebooks.py, layout detection in layouts.py; this module names the readers and reads specs.
+One module per family of layouts (acted.py for RAVDESS, EmoDB, CREMA-D and TESS; commonvoice.py,
+ased.py, urdu.py, manifest.py), the codes each corpus uses in codebooks.py,
+layout detection in layouts.py; this module names the readers and reads specs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from persona_cli.corpora.acted import read_crema_d, read_emodb, read_ravdess, read_tess
+from persona_cli.corpora.ased import read_ased
 from persona_cli.corpora.codebooks import AGE_BUCKETS, EMODB_SPEAKERS
 from persona_cli.corpora.common import LabelledClip
 from persona_cli.corpora.commonvoice import read_commonvoice
 from persona_cli.corpora.layouts import LAYOUTS, detect_reader
 from persona_cli.corpora.manifest import read_manifest
+from persona_cli.corpora.urdu import read_urdu
 from persona_cli.errors import UsageError
 
 __all__ = [
@@ -41,6 +44,8 @@ READERS: dict[str, Callable[[Path], list[LabelledClip]]] = {
     "commonvoice": read_commonvoice,
     "crema-d": read_crema_d,
     "tess": read_tess,
+    "ased": read_ased,
+    "urdu": read_urdu,
     "manifest": read_manifest,
 }
 

@@ -92,3 +92,18 @@ EMODB_SPEAKERS = {
     "16": ("female", 31.0),
 }
 TESS_SPEAKER_AGES = {"OAF": 64.0, "YAF": 26.0}  # the older and the younger actress, both female
+# ASED: the emotion letter and folder number that start each name (n1-... lies in 01Neutral/).
+ASED_EMOTIONS = {
+    "n1": ("neutral", "neutral"),
+    "f2": ("fearful", "fear"),
+    "h3": ("happy", "happy"),
+    "s4": ("sad", "sad"),
+    "a5": ("angry", "anger"),
+}
+ASED_SEXES = {"01": "female", "02": "male"}
+URDU_EMOTIONS = {  # the letter before the running number; the folder says the same
+    "A": ("angry", "anger"),
+    "H": ("happy", "happy"),
+    "N": ("neutral", "neutral"),
+    "S": ("sad", "sad"),
+}

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from persona_cli.corpora.acted import ACTOR_FOLDER, CREMA_NAME, EMODB_NAME, RAVDESS_NAME, is_tess_name
+from persona_cli.corpora.ased import ASED_NAME, is_ased_folder
 from persona_cli.corpora.common import audio_files
 from persona_cli.corpora.commonvoice import commonvoice_folders
+from persona_cli.corpora.urdu import URDU_NAME, is_urdu_folder
 from persona_cli.errors import UsageError
 
 
@@ -24,6 +26,11 @@ def _has_named_audio(folder: Path, pattern: re.Pattern) -> bool:
     return any(pattern.match(p.stem) for p in audio_files(folder))
 
 
+def _holds_named_audio(path: Path, pattern: re.Pattern, is_part: Callable[[Path], bool]) -> bool:
+    """Audio named like `pattern` in `path` itself or in a sub-folder `is_part` accepts (one emotion, one word)."""
+    return any(_has_named_audio(folder, pattern) for folder in [path, *filter(is_part, _children(path))])
+
+
 LAYOUTS: dict[str, Callable[[Path], bool]] = {
     "manifest": lambda p: p.is_file() and p.suffix.lower() == ".csv",
     "commonvoice": lambda p: p.is_dir() and bool(commonvoice_folders(p)),
@@ -33,6 +40,8 @@ LAYOUTS: dict[str, Callable[[Path], bool]] = {
         any(c.is_dir() and ACTOR_FOLDER.match(c.name) for c in _children(p)) or _has_named_audio(p, RAVDESS_NAME)
     ),
     "tess": lambda p: any(is_tess_name(c.name) for c in _children(p)),
+    "ased": lambda p: _holds_named_audio(p, ASED_NAME, is_ased_folder),
+    "urdu": lambda p: _holds_named_audio(p, URDU_NAME, is_urdu_folder),
 }
 
 
@@ -48,6 +57,7 @@ def detect_reader(path: Path) -> str:
         raise UsageError(f"{path} looks like several corpora ({', '.join(matches)}); name one as NAME:PATH")
     raise UsageError(
         f"cannot tell which corpus {path} holds: expected a manifest .csv, Actor_NN/ (ravdess), "
-        "wav/ of 03a01Fa files (emodb), validated.tsv (commonvoice), AudioWAV/ (crema-d) or "
-        f"OAF_*/YAF_* (tess); or force a reader as NAME:PATH with NAME one of {', '.join(LAYOUTS)}"
+        "wav/ of 03a01Fa files (emodb), validated.tsv (commonvoice), AudioWAV/ (crema-d), "
+        "OAF_*/YAF_* (tess), 01Neutral/ of n1-01-01-01-01 files (ased) or Angry/ of SM1_F10_A010 "
+        f"files (urdu); or force a reader as NAME:PATH with NAME one of {', '.join(LAYOUTS)}"
     )
