@@ -5,7 +5,7 @@ a clip carries None for whatever its corpus does not say, and training masks tha
 Readers only look at file names and label files; they never decode audio.
 
 One module per family of layouts (acted.py for RAVDESS, EmoDB, CREMA-D and TESS; commonvoice.py,
-ased.py, urdu.py, manifest.py), the codes each corpus uses in codebooks.py,
+ased.py, urdu.py, baved.py, librispeech.py, manifest.py), the codes each corpus uses in codebooks.py,
 layout detection in layouts.py; this module names the readers and reads specs.
 """
 
@@ -17,10 +17,12 @@ from pathlib import Path
 
 from persona_cli.corpora.acted import read_crema_d, read_emodb, read_ravdess, read_tess
 from persona_cli.corpora.ased import read_ased
+from persona_cli.corpora.baved import read_baved
 from persona_cli.corpora.codebooks import AGE_BUCKETS, EMODB_SPEAKERS
 from persona_cli.corpora.common import LabelledClip
 from persona_cli.corpora.commonvoice import read_commonvoice
 from persona_cli.corpora.layouts import LAYOUTS, detect_reader
+from persona_cli.corpora.librispeech import read_librispeech
 from persona_cli.corpora.manifest import read_manifest
 from persona_cli.corpora.urdu import read_urdu
 from persona_cli.errors import UsageError
@@ -46,6 +48,8 @@ READERS: dict[str, Callable[[Path], list[LabelledClip]]] = {
     "tess": read_tess,
     "ased": read_ased,
     "urdu": read_urdu,
+    "baved": read_baved,
+    "librispeech": read_librispeech,
     "manifest": read_manifest,
 }
 

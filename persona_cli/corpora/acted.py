@@ -22,6 +22,7 @@ from persona_cli.corpora.codebooks import (
 from persona_cli.corpora.common import (
     LabelledClip,
     audio_files,
+    label_file,
     parse_gender,
     parse_years,
     read_csv_rows,
@@ -107,10 +108,9 @@ def _read_named_clips(
 
 def _crema_demographics(root: Path) -> dict[str, tuple[str | None, float | None]]:
     """Actor -> (sex, age), from the corpus's own VideoDemographics.csv or the bundled copy."""
-    for candidate in (root / "VideoDemographics.csv", root.parent / "VideoDemographics.csv"):
-        if candidate.is_file():
-            text = candidate.read_text(encoding="utf-8-sig")
-            break
+    table = label_file(root, "VideoDemographics.csv")
+    if table is not None:
+        text = table.read_text(encoding="utf-8-sig")
     else:  # the audio download often comes without it; the copy is ODbL, see data/CREMA-D-LICENSE.txt
         text = (resources.files("persona_cli") / "data" / "VideoDemographics.csv").read_text(encoding="utf-8")
     rows = read_csv_rows(text)  # columns ActorID, Age, Sex, Race, Ethnicity

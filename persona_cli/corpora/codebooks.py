@@ -107,3 +107,14 @@ URDU_EMOTIONS = {  # the letter before the running number; the folder says the s
     "N": ("neutral", "neutral"),
     "S": ("sad", "sad"),
 }
+# BAVED labels intensity, not category: level 0 is low emotion (tired, down) and level 2 strong
+# emotion of any kind (happy, angry, sad...), so neither says which of the six it is. Level 1 is the
+# speaker's everyday voice, which is what the other corpora call neutral.
+BAVED_LEVELS = {
+    "0": ("level 0", None),
+    "1": ("level 1", "neutral"),
+    "2": ("level 2", None),
+}
+# BAVED speaker 53's clips are byte-for-byte copies of speaker 46's, with the same sex and age: one
+# person entered twice. Kept apart, the copies would sit on both sides of a speaker-wise fold.
+BAVED_SAME_SPEAKER = {"53": "46"}

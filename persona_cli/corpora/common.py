@@ -19,7 +19,7 @@ log = logging.getLogger("persona")
 @dataclass(frozen=True)
 class LabelledClip:
     path: Path
-    corpus: str  # reader name: "ravdess", "emodb", "commonvoice", "crema-d", "tess", "manifest"
+    corpus: str  # reader name, a key of READERS: "ravdess", "commonvoice", "baved", "manifest"...
     speaker: str  # corpus-qualified ("ravdess:12") so speaker-wise folds never mix corpora
     emotion: str | None  # one of EMOTIONS, or None when unlabelled or outside the six (masked)
     gender: str | None  # one of GENDERS, or None
@@ -62,3 +62,12 @@ def read_csv_rows(text: str, **kwargs) -> list[dict[str, str]]:
     reader = csv.DictReader(io.StringIO(text), **kwargs)
     reader.fieldnames = [(name or "").strip().lower() for name in reader.fieldnames or []]
     return list(reader)
+
+
+def label_file(root: Path, name: str) -> Path | None:
+    """A corpus's own label file, in `root` or in the folder above when `root` is one part of the corpus
+    (a LibriSpeech subset, a BAVED word folder); None when neither holds it."""
+    for candidate in (root / name, root.parent / name):
+        if candidate.is_file():
+            return candidate
+    return None
