@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from persona_cli.corpora import LabelledClip
+from persona_cli.labels import EMOTIONS, GENDERS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: real corpora (RAVDESS, EmoDB, Common Voice, CREMA-D labels) kept beside the checkout, never in it
+#: real corpora (listed in its README.md) kept beside the checkout, never in it
 SHARED_DATA = Path(os.environ.get("PERSONA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 SAMPLE_AUDIO = REPO_ROOT / "sample_audio"
 
@@ -26,6 +29,27 @@ def require_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real corpus not available: {path}")
     return path
+
+
+def touch(folder: Path, *names: str) -> list[Path]:
+    """Empty files with these names in `folder`: corpus readers look at names only, never decode."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / name for name in names]
+    for path in paths:
+        path.touch()
+    return paths
+
+
+def assert_well_formed(clips: list[LabelledClip], corpus: str) -> None:
+    """Clips of one reader: its corpus name, qualified speakers, known labels, sorted existing paths."""
+    for clip in clips:
+        assert clip.corpus == corpus
+        assert clip.speaker.startswith(f"{corpus}:") and len(clip.speaker) > len(corpus) + 1
+        assert clip.emotion in (*EMOTIONS, None)
+        assert clip.gender in (*GENDERS, None)
+        assert clip.age is None or 0 < clip.age < 120
+        assert clip.path.is_file()
+    assert [c.path for c in clips] == sorted(c.path for c in clips)
 
 
 def voice_like(seconds: float, sample_rate: int = 16_000, f0: float = 140.0, seed: int = 0) -> np.ndarray:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import assert_well_formed, require_shared, touch
 from persona_cli import corpora
 from persona_cli.corpora import (
     AGE_BUCKETS,
     READERS,
-    LabelledClip,
     detect_reader,
     read_corpora,
     read_corpus,
@@ -24,27 +24,6 @@ from persona_cli.corpora import (
 from persona_cli.errors import UsageError
 from persona_cli.experiments import summarize
 from persona_cli.labels import EMOTIONS, GENDERS
-from conftest import require_shared
-
-
-def touch(folder: Path, *names: str) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / name for name in names]
-    for path in paths:
-        path.touch()
-    return paths
-
-
-def assert_well_formed(clips: list[LabelledClip], corpus: str) -> None:
-    for clip in clips:
-        assert clip.corpus == corpus
-        assert clip.speaker.startswith(f"{corpus}:") and len(clip.speaker) > len(corpus) + 1
-        assert clip.emotion in (*EMOTIONS, None)
-        assert clip.gender in (*GENDERS, None)
-        assert clip.age is None or 0 < clip.age < 120
-        assert clip.path.is_file()
-    assert [c.path for c in clips] == sorted(c.path for c in clips)
-
 
 # --- real corpora ------------------------------------------------------------------------------------
 
@@ -201,7 +180,7 @@ def test_crema_d_prefers_the_corpus_own_demographics(tmp_path):
 
 def test_bundled_demographics_is_the_published_file():
     shared = require_shared("crema-d", "VideoDemographics.csv")
-    bundled = Path(corpora.__file__).parent / "data" / "VideoDemographics.csv"
+    bundled = Path(corpora.__file__).parent.parent / "data" / "VideoDemographics.csv"  # persona_cli/data
     assert bundled.read_bytes() == shared.read_bytes()
     assert (bundled.parent / "CREMA-D-LICENSE.txt").read_text().count("Open Database License") == 1
 
@@ -227,6 +206,12 @@ def test_tess_files_directly_under_root(tmp_path):
     touch(tmp_path, "YAF_dog_sad.wav", "OAF_dog_neutral.wav")
     clips = read_corpus(str(tmp_path))
     assert [(c.speaker, c.emotion) for c in clips] == [("tess:OAF", "neutral"), ("tess:YAF", "sad")]
+
+
+def test_readers_take_every_audio_extension_persona_reads(tmp_path):
+    touch(tmp_path / "Actor_01", "03-01-01-01-01-01-01.opus", "03-01-03-01-01-01-01.MP3", "03-01-04-01-01-01-01.txt")
+    clips = read_corpus(str(tmp_path))
+    assert [c.path.name for c in clips] == ["03-01-01-01-01-01-01.opus", "03-01-03-01-01-01-01.MP3"]
 
 
 def write_manifest(path: Path, rows: list[str]) -> Path:

@@ -1,4 +1,4 @@
-"""How each corpus's own codes and words map onto persona's labels (labels.py), and the speaker
+"""How each corpus's own codes and words map onto persona's labels (persona_cli/labels.py), and the speaker
 facts some corpora publish only in their papers.
 
 Each emotion code maps to (the corpus's own English label, one of EMOTIONS or None). None marks
@@ -92,3 +92,29 @@ EMODB_SPEAKERS = {
     "16": ("female", 31.0),
 }
 TESS_SPEAKER_AGES = {"OAF": 64.0, "YAF": 26.0}  # the older and the younger actress, both female
+# ASED: the emotion letter and folder number that start each name (n1-... lies in 01Neutral/).
+ASED_EMOTIONS = {
+    "n1": ("neutral", "neutral"),
+    "f2": ("fearful", "fear"),
+    "h3": ("happy", "happy"),
+    "s4": ("sad", "sad"),
+    "a5": ("angry", "anger"),
+}
+ASED_SEXES = {"01": "female", "02": "male"}
+URDU_EMOTIONS = {  # the letter before the running number; the folder says the same
+    "A": ("angry", "anger"),
+    "H": ("happy", "happy"),
+    "N": ("neutral", "neutral"),
+    "S": ("sad", "sad"),
+}
+# BAVED labels intensity, not category: level 0 is low emotion (tired, down) and level 2 strong
+# emotion of any kind (happy, angry, sad...), so neither says which of the six it is. Level 1 is the
+# speaker's everyday voice, which is what the other corpora call neutral.
+BAVED_LEVELS = {
+    "0": ("level 0", None),
+    "1": ("level 1", "neutral"),
+    "2": ("level 2", None),
+}
+# BAVED speaker 53's clips are byte-for-byte copies of speaker 46's, with the same sex and age: one
+# person entered twice. Kept apart, the copies would sit on both sides of a speaker-wise fold.
+BAVED_SAME_SPEAKER = {"53": "46"}
