@@ -110,10 +110,16 @@ class PersonaNet(nn.Module):
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(batch, input_dim) -> emotion logits, gender logits, standardised age (batch,)."""
+        return self.heads(self.shared(features))
+
+    def shared(self, features: torch.Tensor) -> torch.Tensor:
+        """The trunk's output, which all three heads read (and a training-time adversary may too)."""
         x = (features - self.feature_mean) / self.feature_std
         if self.conv is not None:
             x = self.conv(x.unsqueeze(1))
-        shared = self.trunk(x)
+        return self.trunk(x)
+
+    def heads(self, shared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.emotion(shared), self.gender(shared), self.age(shared).squeeze(1)
 
 

@@ -240,7 +240,8 @@ def plot_reliability(predictions: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel(f"{task} confidence")
         ax.set_ylabel("accuracy")
         ax.set_title(f"{task.capitalize()} (n={int(labelled.sum())})")
-        ax.legend(loc="upper left")
+        if ax.get_lines()[:-1]:  # the diagonal alone: no labelled clip of this task to draw
+            ax.legend(loc="upper left")
         ax.grid(alpha=0.3)
     _save(fig, path)
 

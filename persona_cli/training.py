@@ -57,6 +57,12 @@ class TrainConfig:
     dropout: float = 0.5
     weight_decay: float = 1e-2  # L2 penalty (Adam's weight_decay)
     input_noise: float = 0.5  # std of Gaussian noise added to the standardised embeddings while training
+    # Every corpus weighs the same in each task's loss, however many clips it has, so the largest
+    # corpus does not decide what an emotion sounds like.
+    balance_corpora: bool = False
+    # Weight of a corpus classifier trained against the trunk through gradient reversal (Ganin &
+    # Lempitsky 2015): the shared features are pushed to stop telling the corpora apart. 0: off.
+    corpus_adversarial: float = 0.0
     # the features arrive already normalised (experiments.normalize_features); this records how, in the model
     normalization: str = "none"
     seed: int = 0
@@ -83,17 +89,21 @@ class Targets:
     emotion: np.ndarray  # int64 index into EMOTIONS or MISSING
     gender: np.ndarray  # int64 index into GENDERS or MISSING
     age: np.ndarray  # float32 years or NaN
+    corpus: np.ndarray | None = None  # int64 index of each clip's corpus (sorted names), for balancing
 
     @classmethod
     def from_clips(cls, clips: Sequence[LabelledClip]) -> Targets:
+        names = sorted({c.corpus for c in clips})
         return cls(
             emotion=np.array([EMOTIONS.index(c.emotion) if c.emotion else MISSING for c in clips], np.int64),
             gender=np.array([GENDERS.index(c.gender) if c.gender else MISSING for c in clips], np.int64),
             age=np.array([np.nan if c.age is None else c.age for c in clips], np.float32),
+            corpus=np.array([names.index(c.corpus) for c in clips], np.int64),
         )
 
     def subset(self, index: np.ndarray) -> Targets:
-        return Targets(self.emotion[index], self.gender[index], self.age[index])
+        corpus = None if self.corpus is None else self.corpus[index]
+        return Targets(self.emotion[index], self.gender[index], self.age[index], corpus)
 
 
 @dataclass
@@ -136,24 +146,54 @@ def input_scale(train_features: np.ndarray) -> np.ndarray:
 
 
 def multitask_loss(
-    outputs, targets: dict[str, torch.Tensor], emotion_weight: torch.Tensor | None = None
+    outputs,
+    targets: dict[str, torch.Tensor],
+    emotion_weight: torch.Tensor | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """CE(emotion) + CE(gender) + MSE(age z-score), each averaged over the clips that have that label;
-    `emotion_weight` optionally weights the emotion classes (a weighted mean, as torch's CE)."""
+    """CE(emotion) + CE(gender) + MSE(age z-score), each a weighted mean over the clips that have that
+    label; `emotion_weight` weights the emotion classes (as torch's CE does), `sample_weight` the clips."""
     emotion_logits, gender_logits, age_z = outputs
+    weight = torch.ones_like(age_z) if sample_weight is None else sample_weight
+
+    def weighted_mean(losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return (losses * weights).sum() / weights.sum()
+
     loss = emotion_logits.new_zeros(())
-    emotion_known = targets["emotion"] != MISSING
-    if emotion_known.any():
-        loss = loss + nn.functional.cross_entropy(
-            emotion_logits[emotion_known], targets["emotion"][emotion_known], weight=emotion_weight
-        )
-    gender_known = targets["gender"] != MISSING
-    if gender_known.any():
-        loss = loss + nn.functional.cross_entropy(gender_logits[gender_known], targets["gender"][gender_known])
-    age_known = ~torch.isnan(targets["age_z"])
-    if age_known.any():
-        loss = loss + nn.functional.mse_loss(age_z[age_known], targets["age_z"][age_known])
+    known = targets["emotion"] != MISSING
+    if known.any():
+        labels = targets["emotion"][known]
+        class_weight = weight[known] if emotion_weight is None else weight[known] * emotion_weight[labels]
+        losses = nn.functional.cross_entropy(emotion_logits[known], labels, reduction="none")
+        loss = loss + weighted_mean(losses, class_weight)
+    known = targets["gender"] != MISSING
+    if known.any():
+        losses = nn.functional.cross_entropy(gender_logits[known], targets["gender"][known], reduction="none")
+        loss = loss + weighted_mean(losses, weight[known])
+    known = ~torch.isnan(targets["age_z"])
+    if known.any():
+        loss = loss + weighted_mean((age_z[known] - targets["age_z"][known]) ** 2, weight[known])
     return loss
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by -scale (gradient reversal)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def corpus_weights(corpus: np.ndarray) -> np.ndarray:
+    """Per-clip weights under which every corpus sums to the same total."""
+    counts = np.bincount(corpus)
+    weights = 1.0 / counts[corpus]
+    return (weights * len(corpus) / weights.sum()).astype(np.float32)
 
 
 def fit(
@@ -214,15 +254,25 @@ def _fit(
 
     def tensors(index: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         subset = targets.subset(index)
+        corpus = np.zeros(len(index), np.int64) if subset.corpus is None else subset.corpus
         return torch.from_numpy(features[index]).float(), {
             "emotion": torch.from_numpy(subset.emotion),
             "gender": torch.from_numpy(subset.gender),
             "age_z": torch.from_numpy((subset.age - age_mean) / age_std).float(),
+            "corpus": torch.from_numpy(corpus),
+            "weight": torch.from_numpy(
+                corpus_weights(corpus) if config.balance_corpora else np.ones(len(index), np.float32)
+            ),
         }
 
     train_x, train_y = tensors(train_index)
     validation_x, validation_y = tensors(validation_index)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    n_corpora = int(train_y["corpus"].max()) + 1 if len(train_y["corpus"]) else 1
+    use_adversary = config.corpus_adversarial > 0 and n_corpora > 1
+    # built only when used: its initialisation would draw from the seeded generator the recipe relies on
+    adversary = nn.Linear(network.emotion.in_features, n_corpora) if use_adversary else None
+    parameters = [*network.parameters(), *(adversary.parameters() if adversary is not None else ())]
+    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler: torch.optim.lr_scheduler.CosineAnnealingLR | torch.optim.lr_scheduler.ReduceLROnPlateau
     if config.lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
@@ -247,7 +297,12 @@ def _fit(
             if config.input_noise:
                 noise = torch.randn(inputs.shape, generator=generator) * config.input_noise
                 inputs = inputs + noise * network.feature_std
-            loss = multitask_loss(network(inputs), {k: v[batch] for k, v in train_y.items()}, emotion_weight)
+            batch_y = {k: v[batch] for k, v in train_y.items()}
+            shared = network.shared(inputs)
+            loss = multitask_loss(network.heads(shared), batch_y, emotion_weight, batch_y["weight"])
+            if adversary is not None:
+                reversed_shared = _ReverseGradient.apply(shared, config.corpus_adversarial)
+                loss = loss + nn.functional.cross_entropy(adversary(reversed_shared), batch_y["corpus"])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -1,0 +1,143 @@
+"""Rank training recipes by leave-one-corpus-out: each variant is trained on all corpora but one and
+scored on the one held out, for each held-out corpus in turn, on the cached embeddings of
+`persona train`. The figures an issue about unseen recordings asks for, one line per variant:
+
+    python scripts/loco_experiments.py                          # every variant below
+    python scripts/loco_experiments.py --variants default balance-corpora --seeds 0 1 2
+
+Emotion UAR per held-out emotion corpus and their mean, gender accuracy per held-out corpus, the
+share of read speech (Common Voice, LibriSpeech) predicted neutral and disgust, and the emotion ECE
+before and after a temperature fitted on the other held-out corpora only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from persona_cli.calibration import expected_calibration_error, fit_temperature, softmax
+from persona_cli.corpora import LabelledClip
+from persona_cli.cross_validation import forget_untrained_tasks, prediction_table
+from persona_cli.experiments import LabelledFeatures, embed_corpora
+from persona_cli.labels import EMOTIONS, MISSING
+from persona_cli.metrics import emotion_metrics, gender_metrics
+from persona_cli.options import PredictOptions
+from persona_cli.predictor import build_encoder
+from persona_cli.training import Targets, TrainConfig, fit
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CORPORA = ("ravdess", "emodb", "ased", "urdu", "baved", "commonvoice", "librispeech")
+EMOTION_CORPORA = ("ravdess", "emodb", "ased", "urdu")
+READ_SPEECH = ("commonvoice", "librispeech")
+
+Transform = Callable[[np.ndarray, list[LabelledClip]], tuple[np.ndarray, list[LabelledClip]]]
+
+
+def unchanged(features: np.ndarray, clips: list[LabelledClip]) -> tuple[np.ndarray, list[LabelledClip]]:
+    return features, clips
+
+
+def read_speech_is_neutral(features: np.ndarray, clips: list[LabelledClip]) -> tuple[np.ndarray, list[LabelledClip]]:
+    """Weak labels: read speech (audiobooks, Common Voice prompts) taken as neutral."""
+    relabelled = [dataclasses.replace(c, emotion="neutral") if c.corpus in READ_SPEECH else c for c in clips]
+    return features, relabelled
+
+
+#: name -> (recipe changes, what is done to the training data)
+VARIANTS: dict[str, tuple[dict, Transform]] = {
+    "default": ({}, unchanged),
+    "balance-corpora": ({"balance_corpora": True}, unchanged),
+    "adversarial-0.3": ({"corpus_adversarial": 0.3}, unchanged),
+    "adversarial-1": ({"corpus_adversarial": 1.0}, unchanged),
+    "read-neutral": ({}, read_speech_is_neutral),
+    "balance+read-neutral": ({"balance_corpora": True}, read_speech_is_neutral),
+    "balance+adversarial-0.3": ({"balance_corpora": True, "corpus_adversarial": 0.3}, unchanged),
+}
+
+
+def run_variant(data: LabelledFeatures, changes: dict, transform: Transform, seed: int, held_out: list[str]) -> dict:
+    config = dataclasses.replace(TrainConfig(), seed=seed, **changes)
+    corpora = np.array([c.corpus for c in data.clips])
+    tables = {}
+    for name in held_out:
+        train = np.flatnonzero(corpora != name)
+        features, clips = transform(data.features[train], [data.clips[i] for i in train])
+        targets = Targets.from_clips(clips)
+        model, _ = fit(features, targets, [c.speaker for c in clips], data.encoder, config)
+        test = np.flatnonzero(corpora == name)
+        table = prediction_table(model, data.features[test], [data.clips[i] for i in test])
+        forget_untrained_tasks(table, targets)
+        tables[name] = table
+    return summarize(tables)
+
+
+def summarize(tables: dict[str, dict[str, np.ndarray]]) -> dict:
+    result: dict = {"uar": {}, "gender": {}, "neutral": {}, "disgust": {}, "ece": {}, "ece_calibrated": {}}
+    for name, table in tables.items():
+        emotion = emotion_metrics(table["emotion_true"], table["emotion_pred"])
+        if emotion is not None and name in EMOTION_CORPORA:
+            result["uar"][name] = emotion["uar"]
+            labelled = table["emotion_true"] != MISSING
+            correct = table["emotion_pred"][labelled] == table["emotion_true"][labelled]
+            result["ece"][name] = expected_calibration_error(table["emotion_confidence"][labelled], correct)
+            others = [t for other, t in tables.items() if other != name]
+            logits = np.concatenate([t["emotion_logits"][t["emotion_true"] != MISSING] for t in others])
+            labels = np.concatenate([t["emotion_true"][t["emotion_true"] != MISSING] for t in others])
+            confidence = softmax(table["emotion_logits"][labelled], fit_temperature(logits, labels)).max(1)
+            result["ece_calibrated"][name] = expected_calibration_error(confidence, correct)
+        gender = gender_metrics(table["gender_true"], table["gender_pred"])
+        if gender is not None:
+            result["gender"][name] = gender["accuracy"]
+        if name in READ_SPEECH:
+            shares = np.bincount(table["emotion_pred"], minlength=len(EMOTIONS)) / len(table["emotion_pred"])
+            result["neutral"][name] = float(shares[EMOTIONS.index("neutral")])
+            result["disgust"][name] = float(shares[EMOTIONS.index("disgust")])
+    if result["uar"]:
+        result["mean_uar"] = float(np.mean(list(result["uar"].values())))
+        result["mean_ece"] = float(np.mean(list(result["ece"].values())))
+        result["mean_ece_calibrated"] = float(np.mean(list(result["ece_calibrated"].values())))
+    return result
+
+
+def line(name: str, result: dict) -> str:
+    uar = " ".join(f"{k}={100 * v:.1f}" for k, v in result["uar"].items())
+    gender = " ".join(f"{k}={100 * v:.1f}" for k, v in result["gender"].items())
+    read = " ".join(
+        f"{k}: neutral {100 * result['neutral'][k]:.0f} disgust {100 * result['disgust'][k]:.0f}"
+        for k in result["neutral"]
+    )
+    mean = f"mean UAR {100 * result.get('mean_uar', float('nan')):.1f}"
+    ece = f"ECE {result.get('mean_ece', float('nan')):.3f} -> {result.get('mean_ece_calibrated', float('nan')):.3f}"
+    return f"{name}: {mean} ({uar}); {ece}; gender {gender}; {read}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default=None, help="default: the bundled default encoder")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--held-out", nargs="+", default=[*EMOTION_CORPORA, *READ_SPEECH], choices=CORPORA)
+    parser.add_argument("--json", type=Path, help="also write every result here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    options = PredictOptions(encoder=args.encoder)
+    data = embed_corpora([str(DATA / name) for name in CORPORA], build_encoder(options), options)
+    results = {}
+    for name in args.variants:
+        changes, transform = VARIANTS[name]
+        for seed in args.seeds:
+            result = run_variant(data, changes, transform, seed, args.held_out)
+            results[f"{name} seed {seed}"] = result
+            print(line(f"{name} seed {seed}", result), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
