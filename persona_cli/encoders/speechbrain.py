@@ -37,8 +37,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
-from itertools import groupby
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ from persona_cli.encoders._hub import (
     looks_like_hub_id,
 )
 from persona_cli.encoders._torchaudio_shim import import_torchaudio_without_extension
-from persona_cli.encoders.base import Encoder
+from persona_cli.encoders.base import Encoder, equal_length_batches
 from persona_cli.errors import ModelLoadingError
 
 log = logging.getLogger("persona")
@@ -95,15 +94,6 @@ class SpeechBrainEncoder(Encoder):
         for indices in equal_length_batches([len(a) for a in arrays], self.max_batch):
             out[indices] = self._encode(torch.from_numpy(np.stack([arrays[i] for i in indices])))
         return out
-
-
-def equal_length_batches(lengths: Sequence[int], max_batch: int) -> Iterator[list[int]]:
-    """Indices grouped by equal length (shortest first), in slices of at most `max_batch`."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    for _, same_length in groupby(order, key=lengths.__getitem__):
-        group = list(same_length)
-        for start in range(0, len(group), max_batch):
-            yield group[start : start + max_batch]
 
 
 def _check_wave(wave: np.ndarray, index: int) -> np.ndarray:
