@@ -4,10 +4,10 @@ Keys. An entry is found by (encoder identity, file content):
 
 - the encoder identity is the encoder's name, dim and revision (bumped when its features change), a
   cheap fingerprint of where its weights came from (the source string, plus size and mtime of the
-  files when it names a local file or folder), what the encoder itself resolved (`cache_identity`,
-  e.g. which weights and layer), the chunk length (it changes how long files
-  are pooled) and CACHE_VERSION. All of it is hashed into one folder name, so two encoders, or one
-  encoder with other weights, never share entries.
+  files when it names a local file or folder), what the encoder itself resolved (`cache_identity`:
+  an `hf:` encoder's weights fingerprint and layer), the chunk length (it changes how long files
+  are pooled) and CACHE_VERSION. All of it is hashed into one folder name (after a readable prefix,
+  `encoder_slug`), so two encoders, or one encoder with other weights, never share entries.
   The device is deliberately left out: CPU and GPU agree to the 1e-4 the encoders promise anyway.
 - the file content is the sha256 of the file's bytes, so renamed or copied clips are hits and a
   rewritten clip is a miss. To skip re-hashing unchanged files, a small index maps
@@ -50,7 +50,7 @@ import numpy as np
 
 from persona_cli.cache import cache_dir, source_fingerprint
 from persona_cli.embedding import EmbeddingResult, embed_files
-from persona_cli.encoders import Encoder
+from persona_cli.encoders import Encoder, encoder_slug
 from persona_cli.options import PredictOptions
 
 log = logging.getLogger("persona")
@@ -149,7 +149,7 @@ class EmbeddingCache:
         if resolved:  # only where there is one, so the built-in encoders keep their cache folders
             identity["resolved"] = resolved
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-        return f"{self.encoder.name}-{self.encoder.dim}-{digest}"
+        return f"{encoder_slug(self.encoder.name)}-{self.encoder.dim}-{digest}"
 
     def entry_path(self, content_hash: str, options: PredictOptions) -> Path:
         return self.root / self.encoder_id(options) / content_hash[:2] / f"{content_hash}{ENTRY_SUFFIX}"
