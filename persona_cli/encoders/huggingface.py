@@ -166,9 +166,10 @@ def _length_sorted_batches(lengths: Sequence[int], max_batch: int) -> Iterator[l
 
 
 def _drop_layers_above(model: Any, layer: int) -> Any:
-    """Keep the transformer layers up to and including `layer`: hidden state `layer` is the input of
-    transformer layer `layer` (or the final output), taken before the encoder's closing layer norm in
-    the pre-norm models, so that layer itself must stay for the state to keep its meaning."""
+    """Keep transformer layers 0 to `layer`. Hidden state `layer` is the input of transformer layer
+    `layer`; without that layer it would become the encoder's final output, which pre-norm models
+    (`do_stable_layer_norm`) pass through a closing layer norm first. So one layer more than needed
+    runs, and the state means what it means in the whole model (tested against it)."""
     layers = getattr(getattr(model, "encoder", None), "layers", None)
     if isinstance(layers, nn.ModuleList) and layer + 1 < len(layers):
         model.encoder.layers = layers[: layer + 1]
