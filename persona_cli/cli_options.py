@@ -21,9 +21,14 @@ OutputOpt = Annotated[
 FormatOpt = Annotated[
     str | None, typer.Option("--format", help="csv, parquet or jsonl; overrides the extension of -o.")
 ]
-EncoderOpt = Annotated[
-    str | None, typer.Option("--encoder", help=f"Speaker-embedding backend: {', '.join(ENCODER_NAMES)}.")
-]
+#: --encoder's help: the registered names, and the open family of Hugging Face models (no square
+#: brackets: the help is rich markup)
+ENCODER_HELP = (
+    f"Speaker-embedding backend: {', '.join(ENCODER_NAMES)}; or hf:ID_OR_DIR, a Hugging Face speech model "
+    "(wav2vec 2.0, HuBERT, WavLM) from a Hub id or local folder: mean+std of its middle hidden state, or of "
+    "hidden state N with hf:ID_OR_DIR@N (needs persona-cli's hf extra, transformers). Fuse any of them with '+'."
+)
+EncoderOpt = Annotated[str | None, typer.Option("--encoder", help=ENCODER_HELP)]
 SourceOpt = Annotated[
     str | None, typer.Option("--encoder-source", help="Hub id or local folder with the encoder's weights.")
 ]
@@ -107,9 +112,7 @@ SplitOpt = Annotated[
         "unlike the training ones; --folds is ignored); random: the paper's protocol.",
     ),
 ]
-NamedEncoderOpt = Annotated[
-    str, typer.Option("--encoder", help=f"Speaker-embedding backend: {', '.join(ENCODER_NAMES)}.")
-]
+NamedEncoderOpt = Annotated[str, typer.Option("--encoder", help=ENCODER_HELP)]
 HeadOpt = Annotated[
     Head | None,
     typer.Option(

@@ -4,9 +4,10 @@ Keys. An entry is found by (encoder identity, file content):
 
 - the encoder identity is the encoder's name, dim and revision (bumped when its features change), a
   cheap fingerprint of where its weights came from (the source string, plus size and mtime of the
-  files when it names a local file or folder), the chunk length (it changes how long files are
-  pooled) and CACHE_VERSION. All of it is hashed
-  into one folder name, so two encoders, or one encoder with other weights, never share entries.
+  files when it names a local file or folder), what the encoder itself resolved (`cache_identity`:
+  an `hf:` encoder's weights fingerprint and layer), the chunk length (it changes how long files
+  are pooled) and CACHE_VERSION. All of it is hashed into one folder name (after a readable prefix,
+  `encoder_slug`), so two encoders, or one encoder with other weights, never share entries.
   The device is deliberately left out: CPU and GPU agree to the 1e-4 the encoders promise anyway.
 - the file content is the sha256 of the file's bytes, so renamed or copied clips are hits and a
   rewritten clip is a miss. To skip re-hashing unchanged files, a small index maps
@@ -47,9 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from persona_cli.cache import cache_dir
+from persona_cli.cache import cache_dir, source_fingerprint
 from persona_cli.embedding import EmbeddingResult, embed_files
-from persona_cli.encoders import Encoder
+from persona_cli.encoders import Encoder, encoder_slug
 from persona_cli.options import PredictOptions
 
 log = logging.getLogger("persona")
@@ -75,26 +76,6 @@ def sha256_file(path: Path) -> str:
         while n := f.readinto(buffer):
             digest.update(view[:n])
     return digest.hexdigest()
-
-
-def source_fingerprint(source: str | None) -> str:
-    """A cheap description of the encoder's weights: the source, and file stats when it is local."""
-    if source is None:
-        return "default"
-    path = Path(source).expanduser()
-    try:
-        if path.is_file():
-            files = [path]
-        elif path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())[:1000]
-        else:
-            return f"id:{source}"
-        stats = [
-            (str(p.relative_to(path) if p != path else p.name), p.stat().st_size, p.stat().st_mtime_ns) for p in files
-        ]
-    except OSError:
-        return f"unreadable:{source}"
-    return f"local:{path.resolve()}:{stats}"
 
 
 class _ContentIndex:
@@ -155,19 +136,20 @@ class EmbeddingCache:
 
     def encoder_id(self, options: PredictOptions) -> str:
         """Folder name for this encoder's entries: readable prefix + hash of everything that matters."""
-        identity = json.dumps(
-            {
-                "cache_version": CACHE_VERSION,
-                "encoder": self.encoder.name,
-                "dim": int(self.encoder.dim),
-                "revision": self.encoder.revision,
-                "class": f"{type(self.encoder).__module__}.{type(self.encoder).__qualname__}",
-                "source": source_fingerprint(self.encoder_source),
-                "chunk_seconds": float(options.chunk_seconds),
-            },
-            sort_keys=True,
-        )
-        return f"{self.encoder.name}-{self.encoder.dim}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+        identity: dict = {
+            "cache_version": CACHE_VERSION,
+            "encoder": self.encoder.name,
+            "dim": int(self.encoder.dim),
+            "revision": self.encoder.revision,
+            "class": f"{type(self.encoder).__module__}.{type(self.encoder).__qualname__}",
+            "source": source_fingerprint(self.encoder_source),
+            "chunk_seconds": float(options.chunk_seconds),
+        }
+        resolved = self.encoder.cache_identity()
+        if resolved:  # only where there is one, so the built-in encoders keep their cache folders
+            identity["resolved"] = resolved
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        return f"{encoder_slug(self.encoder.name)}-{self.encoder.dim}-{digest}"
 
     def entry_path(self, content_hash: str, options: PredictOptions) -> Path:
         return self.root / self.encoder_id(options) / content_hash[:2] / f"{content_hash}{ENTRY_SUFFIX}"

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from persona_cli import __version__
+from persona_cli.encoders import encoder_slug
 from persona_cli.errors import ModelLoadingError
 from persona_cli.labels import EMOTIONS, GENDERS
 from persona_cli.normalization import input_width
@@ -210,9 +211,10 @@ def load_model(path: str | Path) -> PersonaModel:
 
 
 def model_file_name(encoder: str, normalization: str = "none") -> str:
-    """`persona-ENCODER[-NORMALIZATION].safetensors`: how trained and bundled models are named."""
+    """`persona-ENCODER[-NORMALIZATION].safetensors`: how trained and bundled models are named (an
+    `hf:` encoder's name is shortened to a safe file name, `encoder_slug`)."""
     suffix = "" if normalization == "none" else f"-{normalization}"
-    return f"persona-{encoder}{suffix}.safetensors"
+    return f"persona-{encoder_slug(encoder)}{suffix}.safetensors"
 
 
 def bundled_model_path(encoder: str, normalization: str = "none") -> Path:

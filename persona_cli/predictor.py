@@ -25,7 +25,7 @@ import numpy as np
 from persona_cli import runtime
 from persona_cli.audio import display_path
 from persona_cli.embedding import EmbeddingResult, Waveform, batched, embed_files
-from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, is_encoder_name, load_encoder
+from persona_cli.encoders import CHOICES, DEFAULT_ENCODER, Encoder, is_encoder_name, load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
 from persona_cli.normalization import MIN_GROUP_FILES, check_prediction_groups, network_inputs, prediction_groups
@@ -58,10 +58,10 @@ class Embedder:
         workers: int | None = None,
         half: bool = False,
     ):
-        """`encoder`: a name from encoders.ENCODER_NAMES; `encoder_source`: a hub id or local folder for
-        its weights; `device`: auto, cpu, cuda or cuda:N; `batch_size`: audio chunks per encoder call;
-        `workers`: decoding and embedding threads (None: one per core; 0: the calling thread only);
-        `half`: float16 network (GPUs)."""
+        """`encoder`: a name from encoders.ENCODER_NAMES, or `hf:ID_OR_DIR[@LAYER]`; `encoder_source`: a
+        hub id or local folder for its weights; `device`: auto, cpu, cuda or cuda:N; `batch_size`: audio
+        chunks per encoder call; `workers`: decoding and embedding threads (None: one per core; 0: the
+        calling thread only); `half`: float16 network (GPUs)."""
         options = PredictOptions(
             encoder=encoder,
             encoder_source=encoder_source,
@@ -82,7 +82,7 @@ class Embedder:
     def _start(self, options: PredictOptions) -> None:
         # the cheap checks first, so a mistake is reported before any weights are read
         if options.encoder is not None and not is_encoder_name(options.encoder):
-            raise UsageError(f"unknown encoder {options.encoder!r}; choose one of: {', '.join(ENCODER_NAMES)}")
+            raise UsageError(f"unknown encoder {options.encoder!r}; {CHOICES}")
         device = runtime.resolve_device(options.device)
         self.options = dataclasses.replace(options, device=device, workers=runtime.configure(options.workers))
         self.encoder = self._load(self.options)

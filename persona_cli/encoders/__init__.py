@@ -1,9 +1,20 @@
-"""Registry of speaker-embedding backends, imported lazily so `ge2e` never pulls in SpeechBrain."""
+"""Registry of speaker-embedding backends, imported lazily so `ge2e` never pulls in SpeechBrain.
+
+Besides the registered names there is one open family, `hf:ID_OR_DIR[@LAYER]`: a Hugging Face
+speech model (wav2vec 2.0, HuBERT, WavLM) from a Hub id or a local folder (encoders/huggingface.py).
+Names combine with "+" ("ge2e+hf:microsoft/wavlm-base-plus@6"). Hub ids never contain "+"; a
+folder path may, so a "+" inside an `hf:` part is kept in the path unless what follows it is a
+registered name or another `hf:` part (a folder named like "x+mfcc" cannot be fused: rename it).
+A trailing "@N" is always read as the layer, so a folder name cannot end in "@" and digits.
+"""
 
 from __future__ import annotations
 
 import importlib
+import re
+from pathlib import Path
 
+from persona_cli.encoders._hub import looks_like_hub_id
 from persona_cli.encoders.base import Encoder
 from persona_cli.errors import UsageError
 
@@ -18,7 +29,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "egemaps": ("persona_cli.encoders.egemaps", "load_egemaps"),
 }
 
-#: fused encoders offered by name; any "A+B" of registered names also works
+#: fused encoders offered by name; any "A+B" of registered names (and `hf:` models) also works
 FUSED_NAMES = ("ge2e-layers+prosody+mfcc", "ge2e+prosody+mfcc", "ge2e+prosody", "ge2e+egemaps")
 ENCODER_NAMES = tuple(_REGISTRY) + FUSED_NAMES
 # the speaker embedding with its upper LSTM layers' frame statistics, 37 prosodic functionals and
@@ -27,10 +38,58 @@ ENCODER_NAMES = tuple(_REGISTRY) + FUSED_NAMES
 # "Default encoder"; README, "Training and evaluation" and "Speed and scale")
 DEFAULT_ENCODER = "ge2e-layers+prosody+mfcc"
 
+#: the open family of Hugging Face speech models (encoders/huggingface.py)
+HF_PREFIX = "hf:"
+HF_SYNTAX = "hf:ID_OR_DIR[@LAYER]"
+_HF_LAYER = re.compile(r"@(-?\d+)\Z")
+#: the end of an "unknown encoder" message
+CHOICES = f"choose one of: {', '.join(ENCODER_NAMES)}, or {HF_SYNTAX} (a Hugging Face speech model)"
+
+
+def parse_hf_name(name: str) -> tuple[str, int | None] | None:
+    """("ID_OR_DIR", layer or None) for an `hf:ID_OR_DIR[@LAYER]` name; None for any other name."""
+    if not name.startswith(HF_PREFIX):
+        return None
+    rest = name[len(HF_PREFIX) :]
+    match = _HF_LAYER.search(rest)
+    source = rest[: match.start()] if match else rest
+    if not source.strip():
+        return None
+    return source, int(match[1]) if match else None
+
+
+def split_encoder_name(name: str) -> list[str]:
+    """The parts of a fused name ("A+B+..."), keeping a "+" that belongs to an `hf:` folder path."""
+    parts: list[str] = []
+    for token in name.split("+"):
+        if parts and parts[-1].startswith(HF_PREFIX) and token not in _REGISTRY and not token.startswith(HF_PREFIX):
+            parts[-1] += "+" + token
+        else:
+            parts.append(token)
+    return parts
+
 
 def is_encoder_name(name: str) -> bool:
-    """A registered encoder, or a fusion ("A+B+...") of registered encoders."""
-    return all(part in _REGISTRY for part in name.split("+"))
+    """A registered encoder, an `hf:` model, or a fusion ("A+B+...") of those."""
+    return all(part in _REGISTRY or parse_hf_name(part) is not None for part in split_encoder_name(name))
+
+
+def encoder_slug(name: str) -> str:
+    """`name` made safe as part of a file or folder name: registered names are already; an `hf:` part
+    becomes "hf-" + the Hub id (owner--name) or the folder's name, and "-L<layer>" when one is given."""
+    parts = []
+    for part in split_encoder_name(name):
+        parsed = parse_hf_name(part)
+        if parsed is not None:
+            source, layer = parsed
+            source = source.rstrip("/\\")
+            if looks_like_hub_id(source):
+                short = source.replace("/", "--")
+            else:
+                short = Path(source).name or Path(source).expanduser().resolve().name or "model"
+            part = f"hf-{short}" + ("" if layer is None else f"-L{layer}")
+        parts.append(part)
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", "+".join(parts))[:150]
 
 
 #: encoders with a float16 path (`half=True`), checked against float32 in tests/test_encoders.py
@@ -40,21 +99,38 @@ HALF_PRECISION = ("ge2e", "ge2e-layers")
 def load_encoder(name: str, device: str = "cpu", source: str | None = None, half: bool = False) -> Encoder:
     """Build the encoder called `name` on `device`; `source` overrides where its weights come from
     (for a fused "A+B", A's weights); `half` runs the network in float16 (HALF_PRECISION encoders only)."""
-    if "+" in name:
+    parts = split_encoder_name(name)
+    if len(parts) > 1:
         from persona_cli.encoders.fused import FusedEncoder
 
-        first, *others = name.split("+")
+        first, *others = parts
         return FusedEncoder(
             [load_encoder(first, device, source, half), *(load_encoder(part, device) for part in others)]
         )
-    try:
-        module_name, factory_name = _REGISTRY[name]
-    except KeyError:
-        raise UsageError(f"unknown encoder {name!r}; choose one of: {', '.join(ENCODER_NAMES)}") from None
+    hf_model = parse_hf_name(name) is not None
+    if not hf_model and name not in _REGISTRY:
+        raise UsageError(f"unknown encoder {name!r}; {CHOICES}")
     if half and name not in HALF_PRECISION:
         raise UsageError(f"--half is available for {', '.join(HALF_PRECISION)} only, not {name}")
+    if hf_model:
+        from persona_cli.encoders.huggingface import load_hf
+
+        return load_hf(name, device=device, source=source)
+    module_name, factory_name = _REGISTRY[name]
     factory = getattr(importlib.import_module(module_name), factory_name)
     return factory(device=device, source=source, **({"half": True} if half else {}))
 
 
-__all__ = ["DEFAULT_ENCODER", "ENCODER_NAMES", "HALF_PRECISION", "Encoder", "is_encoder_name", "load_encoder"]
+__all__ = [
+    "CHOICES",
+    "DEFAULT_ENCODER",
+    "ENCODER_NAMES",
+    "HALF_PRECISION",
+    "HF_SYNTAX",
+    "Encoder",
+    "encoder_slug",
+    "is_encoder_name",
+    "load_encoder",
+    "parse_hf_name",
+    "split_encoder_name",
+]

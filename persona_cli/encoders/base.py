@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import groupby
 
 import numpy as np
 
@@ -26,7 +27,22 @@ class Encoder(abc.ABC):
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         """Embed 16 kHz mono float32 waveforms; returns a (len(waves), dim) float32 array."""
 
+    def cache_identity(self) -> dict[str, str]:
+        """What else, beyond name, dim and revision, decides the vectors (which weights and layer an
+        `hf:` encoder resolved to); part of the embedding cache's key. Empty for the built-in encoders."""
+        return {}
+
     def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
         """Combine the embeddings of one long file's chunks into one vector (duration-weighted mean)."""
         weights = chunk_seconds / chunk_seconds.sum()
         return (chunk_embeddings * weights[:, None]).sum(axis=0).astype(np.float32)
+
+
+def equal_length_batches(lengths: Sequence[int], max_batch: int) -> Iterator[list[int]]:
+    """Indices grouped by equal length (shortest first), in slices of at most `max_batch`: for
+    networks whose outputs padding would change, so only waves of one length share a forward call."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    for _, same_length in groupby(order, key=lengths.__getitem__):
+        group = list(same_length)
+        for start in range(0, len(group), max_batch):
+            yield group[start : start + max_batch]

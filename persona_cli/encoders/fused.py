@@ -25,6 +25,12 @@ class FusedEncoder(Encoder):
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         return np.concatenate([part.embed(waves) for part in self.parts], axis=1).astype(np.float32)
 
+    def cache_identity(self) -> dict[str, str]:
+        """The parts' identities by position, leaving out parts that have none."""
+        return {
+            f"{i}:{key}": value for i, part in enumerate(self.parts) for key, value in part.cache_identity().items()
+        }
+
     def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
         return np.concatenate(
             [

@@ -37,8 +37,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
-from itertools import groupby
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,14 @@ import torch
 
 from persona_cli.audio import SAMPLE_RATE
 from persona_cli.cache import cache_dir
+from persona_cli.encoders._hub import (
+    describe as _describe,
+    hub_offline as _hub_offline,
+    hub_reachable as _hub_reachable,
+    looks_like_hub_id,
+)
 from persona_cli.encoders._torchaudio_shim import import_torchaudio_without_extension
-from persona_cli.encoders.base import Encoder
+from persona_cli.encoders.base import Encoder, equal_length_batches
 from persona_cli.errors import ModelLoadingError
 
 log = logging.getLogger("persona")
@@ -62,10 +67,6 @@ MAX_BATCH = 32
 #: shorter waves (e.g. the tail chunk of a long file) are zero-padded to this: the convolutions'
 #: reflection padding needs several 10 ms frames, and the pooled std needs more than one
 MIN_SAMPLES = SAMPLE_RATE // 10
-#: seconds the Hub reachability probe may take before we call the machine offline
-HUB_PROBE_TIMEOUT = 3.0
-
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _DEFINES_PRETRAINED_PATH = re.compile(r"^pretrained_path\s*:", re.MULTILINE)
 
 
@@ -93,15 +94,6 @@ class SpeechBrainEncoder(Encoder):
         for indices in equal_length_batches([len(a) for a in arrays], self.max_batch):
             out[indices] = self._encode(torch.from_numpy(np.stack([arrays[i] for i in indices])))
         return out
-
-
-def equal_length_batches(lengths: Sequence[int], max_batch: int) -> Iterator[list[int]]:
-    """Indices grouped by equal length (shortest first), in slices of at most `max_batch`."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    for _, same_length in groupby(order, key=lengths.__getitem__):
-        group = list(same_length)
-        for start in range(0, len(group), max_batch):
-            yield group[start : start + max_batch]
 
 
 def _check_wave(wave: np.ndarray, index: int) -> np.ndarray:
@@ -150,7 +142,7 @@ def _load(name: str, source: str, default_hub_id: str, device: str) -> SpeechBra
     folder = Path(source).expanduser()
     if folder.is_dir():
         classifier = _from_folder(name, folder.resolve(), default_hub_id, device)
-    elif _HUB_ID.fullmatch(source) and not source.startswith("."):
+    elif looks_like_hub_id(source):
         classifier = _from_hub(name, source, device)
     else:
         raise _loading_error(name, source, default_hub_id, "no such folder")
@@ -297,38 +289,6 @@ def _quiet_speechbrain_logging() -> None:
     for logger in loggers:
         if logger.level < logging.WARNING and (logger.level != logging.NOTSET or logger.name == "speechbrain"):
             logger.setLevel(logging.WARNING)
-
-
-def _hub_offline() -> bool:
-    """HF_HUB_OFFLINE as set now (huggingface_hub itself reads it only once, at import)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
-        return True
-    import huggingface_hub.constants
-
-    return bool(huggingface_hub.constants.HF_HUB_OFFLINE)
-
-
-def _hub_reachable() -> bool:
-    """One quick request, without huggingface_hub's retries (slow to give up offline: docs/measurements.md)."""
-    import huggingface_hub.constants
-    from huggingface_hub.utils import get_session
-
-    try:
-        get_session().head(huggingface_hub.constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT)
-    except Exception as error:  # noqa: BLE001 - DNS, connection, proxy, TLS: all mean "offline"
-        log.debug("Hugging Face Hub unreachable: %s", _describe(error))
-        return False
-    return True
-
-
-def _describe(error: BaseException) -> str:
-    """One short line: the error's type and first line (two where the first only announces a list)."""
-    if isinstance(error, ModelLoadingError):
-        return str(error)
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    text = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines or [""])[0]
-    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _loading_error(name: str, source: str, hub_id: str, reason: str) -> ModelLoadingError:
