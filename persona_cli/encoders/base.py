@@ -46,3 +46,17 @@ def equal_length_batches(lengths: Sequence[int], max_batch: int) -> Iterator[lis
         group = list(same_length)
         for start in range(0, len(group), max_batch):
             yield group[start : start + max_batch]
+
+
+def padded_mono(wave: np.ndarray, index: int, min_samples: int) -> np.ndarray:
+    """One wave as contiguous float32 mono samples, zero-padded to `min_samples` when shorter (per wave,
+    before batching, so the result is the same whichever batch it lands in); ValueError when it is
+    not 1-D or has no samples."""
+    array = np.ascontiguousarray(wave, dtype=np.float32)
+    if array.ndim != 1:
+        raise ValueError(f"wave {index}: expected mono 1-D samples, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"wave {index}: no samples")
+    if array.size < min_samples:
+        array = np.pad(array, (0, min_samples - array.size))
+    return array

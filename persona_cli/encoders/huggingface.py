@@ -56,7 +56,7 @@ from persona_cli.audio import SAMPLE_RATE
 from persona_cli.cache import source_fingerprint
 from persona_cli.encoders import parse_hf_name
 from persona_cli.encoders._hub import describe, hub_offline, hub_reachable, looks_like_hub_id
-from persona_cli.encoders.base import Encoder, equal_length_batches
+from persona_cli.encoders.base import Encoder, equal_length_batches, padded_mono
 from persona_cli.errors import ModelLoadingError, UsageError
 
 log = logging.getLogger("persona")
@@ -116,13 +116,7 @@ class HFEncoder(Encoder):
 
     def _prepare(self, wave: np.ndarray, index: int) -> np.ndarray:
         """One wave checked, padded when very short, and normalised as the model expects."""
-        array = np.ascontiguousarray(wave, dtype=np.float32)
-        if array.ndim != 1:
-            raise ValueError(f"wave {index}: expected mono 1-D samples, got shape {array.shape}")
-        if array.size == 0:
-            raise ValueError(f"wave {index}: no samples")
-        if array.size < MIN_SAMPLES:
-            array = np.pad(array, (0, MIN_SAMPLES - array.size))
+        array = padded_mono(wave, index, MIN_SAMPLES)
         values = self.feature_extractor(array, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_values"]
         return np.asarray(values, dtype=np.float32).reshape(-1)
 

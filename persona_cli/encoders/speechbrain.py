@@ -53,7 +53,7 @@ from persona_cli.encoders._hub import (
     looks_like_hub_id,
 )
 from persona_cli.encoders._torchaudio_shim import import_torchaudio_without_extension
-from persona_cli.encoders.base import Encoder, equal_length_batches
+from persona_cli.encoders.base import Encoder, equal_length_batches, padded_mono
 from persona_cli.errors import ModelLoadingError
 
 log = logging.getLogger("persona")
@@ -89,23 +89,11 @@ class SpeechBrainEncoder(Encoder):
         return embeddings.reshape(batch.shape[0], -1).float().cpu().numpy()
 
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        arrays = [_check_wave(wave, index) for index, wave in enumerate(waves)]
+        arrays = [padded_mono(wave, index, MIN_SAMPLES) for index, wave in enumerate(waves)]
         out = np.zeros((len(arrays), self.dim), np.float32)
         for indices in equal_length_batches([len(a) for a in arrays], self.max_batch):
             out[indices] = self._encode(torch.from_numpy(np.stack([arrays[i] for i in indices])))
         return out
-
-
-def _check_wave(wave: np.ndarray, index: int) -> np.ndarray:
-    array = np.ascontiguousarray(wave, dtype=np.float32)
-    if array.ndim != 1:
-        raise ValueError(f"wave {index}: expected mono 1-D samples, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"wave {index}: no samples")
-    if array.size < MIN_SAMPLES:
-        # per wave, before batching: the result is the same whichever batch the wave lands in
-        array = np.pad(array, (0, MIN_SAMPLES - array.size))
-    return array
 
 
 def _deterministic_pooling_noise(shape_of_tensor: torch.Size, device: Any = None, *, eps: float) -> torch.Tensor:
