@@ -147,7 +147,9 @@ def test_sigkill_loses_at_most_the_batch_in_flight_and_resume_completes(suffix, 
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "stop", [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, marks=pytest.mark.slow, id="SIGTERM")]
+)
 def test_ctrl_c_publishes_a_valid_file_and_exits_130(stop, predict_many, reference, tmp_path, capsys):
     target = tmp_path / "out.parquet"
     process = _start_and_wait_for_rows(predict_many, target, rows=10)

@@ -59,7 +59,11 @@ def sequential(mixed_files) -> list:
     return _embed(mixed_files, workers=0, batch_size=4)
 
 
-@pytest.mark.parametrize("workers, batch_size", [(1, 4), (2, 3), (3, 1), (2, 32)])
+@pytest.mark.parametrize(
+    "workers, batch_size",
+    [(1, 4), (2, 3), (3, 1), (2, 32)],
+    ids=["workers1-batch4", "workers2-batch3", "workers3-batch1", "workers2-batch32"],
+)
 def test_parallel_workers_give_the_sequential_results_in_input_order(mixed_files, sequential, workers, batch_size):
     parallel = _embed(mixed_files, workers=workers, batch_size=batch_size)
     assert [r.path for r in parallel] == [Path(f) for f in mixed_files]
@@ -82,7 +86,7 @@ def test_stopping_early_leaves_no_work_running(mixed_files):
 # --- --shard K/N -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("count", [1, 2, 3, 7])
+@pytest.mark.parametrize("count", [1, 2, 3, 7], ids=["1-shard", "2-shards", "3-shards", "7-shards"])
 def test_shards_cover_every_file_exactly_once(count):
     paths = [Path(f"corpus/speaker_{i // 10}/clip_{i}.wav") for i in range(500)]
     shards = [Shard(k, count).select(paths) for k in range(1, count + 1)]
@@ -103,7 +107,11 @@ def test_shard_membership_is_the_same_in_every_process():
     assert there.strip() == "".join(map(str, here))
 
 
-@pytest.mark.parametrize("text", ["0/4", "5/4", "1/0", "1", "a/b", "-1/2", "1/2/3"])
+@pytest.mark.parametrize(
+    "text",
+    ["0/4", "5/4", "1/0", "1", "a/b", "-1/2", "1/2/3"],
+    ids=["K-zero", "K-over-N", "N-zero", "no-slash", "not-numbers", "K-negative", "three-parts"],
+)
 def test_bad_shard_is_a_usage_error(text):
     with pytest.raises(UsageError, match="--shard"):
         Shard.parse(text)

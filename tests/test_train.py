@@ -185,14 +185,14 @@ def _generated_corpus(kind: str, root: Path) -> str:
 @pytest.mark.parametrize(
     "corpus, spec",
     [
-        ("ravdess", lambda tmp: str(require_shared("ravdess", "Actor_01"))),
-        ("emodb", lambda tmp: _emodb_sample(tmp / "emodb")),
+        pytest.param("ravdess", lambda tmp: str(require_shared("ravdess", "Actor_01")), id="ravdess-one-actor"),
+        pytest.param("emodb", lambda tmp: _emodb_sample(tmp / "emodb"), id="emodb-sample"),
         # all 535 files: 5 s of embedding with the default encoder, for what the sample above checks
-        pytest.param("emodb", lambda tmp: str(require_shared("emodb")), marks=pytest.mark.slow),
-        ("commonvoice", lambda tmp: str(require_shared("commonvoice", "de"))),
-        ("crema-d", lambda tmp: _generated_corpus("crema-d", tmp / "crema")),
-        ("tess", lambda tmp: _generated_corpus("tess", tmp / "tess")),
-        ("manifest", lambda tmp: _generated_corpus("manifest", tmp / "manifest")),
+        pytest.param("emodb", lambda tmp: str(require_shared("emodb")), marks=pytest.mark.slow, id="emodb-all"),
+        pytest.param("commonvoice", lambda tmp: str(require_shared("commonvoice", "de")), id="commonvoice-de"),
+        pytest.param("crema-d", lambda tmp: _generated_corpus("crema-d", tmp / "crema"), id="crema-d-generated"),
+        pytest.param("tess", lambda tmp: _generated_corpus("tess", tmp / "tess"), id="tess-generated"),
+        pytest.param("manifest", lambda tmp: _generated_corpus("manifest", tmp / "manifest"), id="manifest-generated"),
     ],
 )
 def test_eval_bundled_model_on_every_reader(corpus, spec, tmp_path: Path, capsys):
