@@ -39,8 +39,8 @@ def many_clips(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def predict_many(many_clips: Path, tiny_model: Path) -> list[str]:
     """The `persona predict` command that the runs below interrupt and resume. A random-weight mfcc
-    model instead of the bundled one: these tests are about the rows that reach the file, and each
-    run takes a second instead of six."""
+    model instead of the bundled one: these tests are about the rows that reach the file, and a run
+    embeds these 500 clips in about 1 s (the default encoder took 5.5 s for 300)."""
     return ["predict", str(many_clips), "--batch-size", "1", "--model", str(tiny_model)]
 
 
