@@ -170,6 +170,7 @@ def test_ravdess_stereo_clip_is_downmixed():
 @pytest.mark.parametrize(
     ("lang", "name", "rate"),
     [("ab", "common_voice_ab_19904197.mp3", 48_000), ("ar", "common_voice_ar_24025002.mp3", 32_000)],
+    ids=["ab-48kHz", "ar-32kHz"],
 )
 def test_common_voice_mp3(lang, name, rate):
     clip = require_shared("commonvoice", lang, "clips", name)
@@ -195,8 +196,8 @@ def test_75_seconds_in_30_second_chunks(tmp_path):
     np.testing.assert_array_equal(load_audio(path), whole)
 
 
-@pytest.mark.parametrize("rate", [16_000, 48_000])
-@pytest.mark.parametrize("chunk_seconds", [0.05, 0.73, 1.0, 3.0])
+@pytest.mark.parametrize("rate", [16_000, 48_000], ids=["16kHz", "48kHz"])
+@pytest.mark.parametrize("chunk_seconds", [0.05, 0.73, 1.0, 3.0], ids=["chunk0.05s", "chunk0.73s", "chunk1s", "chunk3s"])
 def test_chunks_are_exact_size_and_add_up(tmp_path, rate, chunk_seconds):
     path = write(tmp_path / "v.wav", voice_like(2.0, rate), rate)
     chunks = list(iter_chunks(path, chunk_seconds))
@@ -210,7 +211,7 @@ def test_exact_multiple_gives_no_empty_last_chunk(tmp_path):
     assert [len(c) for c in iter_chunks(path, chunk_seconds=1)] == [16_000, 16_000]
 
 
-@pytest.mark.parametrize("chunk_seconds", [0, -1.0, 1e-6])
+@pytest.mark.parametrize("chunk_seconds", [0, -1.0, 1e-6], ids=["zero", "negative", "under-one-sample"])
 def test_chunk_seconds_must_be_positive(tmp_path, chunk_seconds):
     path = write(tmp_path / "v.wav", voice_like(0.5), 16_000)
     with pytest.raises(ValueError):
@@ -372,7 +373,7 @@ def test_truncated_flac_is_a_decode_error(tmp_path):
 
 
 @pytest.mark.parametrize(("fmt", "subtype", "suffix", "lossy", "rate", "channels"), MATRIX[::5])
-@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9], ids=["keep0.1", "keep0.5", "keep0.9"])
 def test_truncated_file_gives_audio_or_a_named_error(tmp_path, fmt, subtype, suffix, lossy, rate, channels, keep):
     # WAV and MP3 just end early; Ogg either ends early or fails to open, depending on where the cut
     # lands. Either way: finite 16 kHz audio or an AudioLoadError, never a raw libsndfile error.

@@ -244,7 +244,7 @@ def test_folder_without_audio(tmp_path, capsys):
     assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 1
 
 
-@pytest.mark.parametrize("batch_size", ["1", "32"])
+@pytest.mark.parametrize("batch_size", ["1", "32"], ids=["batch1", "batch32"])
 def test_fail_fast_stops_at_the_first_failure(tmp_path, batch_size, capsys):
     sf.write(tmp_path / "a_good.wav", voice_like(1.0), SAMPLE_RATE)
     (tmp_path / "b_bad.wav").write_bytes(b"not audio" * 100)
@@ -310,6 +310,7 @@ def test_long_recording_through_the_cli(tmp_path, capsys):
      (RuntimeError("cuDNN error: bad input\nmore detail"), "embedding failed: cuDNN error: bad input"),
      (ZeroDivisionError(), "embedding failed: ZeroDivisionError"),
      (None, "embedding failed: non-finite embedding")],
+    ids=["IndexError", "multi-line-RuntimeError", "ZeroDivisionError-without-message", "non-finite-vector"],
 )
 def test_encoder_failure_on_one_file_is_its_row(tmp_path, raised, message, monkeypatch, capsys):
     for name, seconds in [("a.wav", 1.0), ("b_poison.wav", 1.5), ("c.wav", 2.0)]:
@@ -388,6 +389,8 @@ def test_missing_file_names_its_cause(tmp_path):
         (np.r_[-np.ones(9_000), 0.5 * np.ones(7_000)], "PCM_24", ["clipped: 56 % of samples at full scale"]),
         (np.r_[np.full(8_000, np.nan), np.zeros(8_000)], "FLOAT", ["non-finite samples replaced with 0: 8000 of 16000", "silent"]),
     ],
+    ids=["zeros-silent", "rms-90dBFS-nearly-silent", "rms-60dBFS-quiet", "4pct-full-scale-loud", "6pct-full-scale-clipped",
+         "56pct-full-scale-clipped", "half-nan-rest-zero"],
 )
 def test_signal_warnings(tmp_path, samples, subtype, warnings):
     sf.write(tmp_path / "x.wav", samples, SAMPLE_RATE, subtype=subtype)

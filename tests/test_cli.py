@@ -156,6 +156,9 @@ def test_a_broken_file_becomes_an_error_row_and_exit_code_1(tmp_path: Path, caps
         (["predict", "{sample}", "--model", "/no/model.safetensors"], "model file not found"),
         (["predict", "{empty}"], "no audio files found"),
     ],
+    ids=["no-input", "missing-folder", "unknown-encoder", "encoder-without-bundled-model", "missing-output-folder",
+         "unknown-extension", "unknown-format", "unknown-option", "zero-batch-size", "unknown-device", "missing-model",
+         "empty-folder"],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv, message, tmp_path: Path, capsys):
     (tmp_path / "empty").mkdir()

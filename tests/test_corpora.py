@@ -239,7 +239,7 @@ def test_manifest(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("age", ["abc", "-3", "nan"])
+@pytest.mark.parametrize("age", ["abc", "-3", "nan"], ids=["letters", "negative", "nan"])
 def test_manifest_bad_age_names_the_line(tmp_path, age):
     touch(tmp_path, "a.wav", "b.wav")
     manifest = write_manifest(tmp_path / "m.csv", ["a.wav,s,happy,male,20", f"b.wav,s,happy,male,{age}"])

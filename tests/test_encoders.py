@@ -69,7 +69,11 @@ def varied_waves() -> list[np.ndarray]:
 # --- mel front end --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("sr", "n_fft", "n_mels"), [(16_000, 400, 40), (16_000, 512, 64), (22_050, 2048, 128)])
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "n_mels"),
+    [(16_000, 400, 40), (16_000, 512, 64), (22_050, 2048, 128)],
+    ids=["16kHz-fft400-mels40", "16kHz-fft512-mels64", "22kHz-fft2048-mels128"],
+)
 def test_slaney_filterbank_equals_librosa(sr, n_fft, n_mels):
     librosa = pytest.importorskip("librosa")
     ours = slaney_mel_filterbank(sr, n_fft, n_mels)
@@ -270,7 +274,9 @@ def long_file(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
 
 # ge2e once, on the path where a file's chunks are handed to the encoder before the file ends
 @pytest.mark.parametrize(
-    ("name", "batch_size"), [("ge2e", 2), ("ge2e-layers", 2), ("mfcc", 1), ("mfcc", 2), ("mfcc", 32)]
+    ("name", "batch_size"),
+    [("ge2e", 2), ("ge2e-layers", 2), ("mfcc", 1), ("mfcc", 2), ("mfcc", 32)],
+    ids=["ge2e-batch2", "ge2e-layers-batch2", "mfcc-batch1", "mfcc-batch2", "mfcc-batch32"],
 )
 def test_long_file_is_embedded_in_pooled_chunks(encoders, long_file, name, batch_size):
     encoder = encoders[name]
@@ -336,6 +342,7 @@ def mixed_inputs(tmp_path, real_clips) -> tuple[list[Path], dict[int, str]]:
         ("mfcc", 2),
         ("mfcc", 32),
     ],
+    ids=["ge2e-batch1", "ge2e-batch2", "ge2e-batch32", "mfcc-batch1", "mfcc-batch2", "mfcc-batch32"],
 )
 def test_results_keep_input_order_and_bad_files_do_not_disturb_good_ones(encoders, mixed_inputs, name, batch_size):
     encoder = encoders[name]
@@ -359,7 +366,7 @@ def test_results_keep_input_order_and_bad_files_do_not_disturb_good_ones(encoder
         np.testing.assert_allclose(result.vector, alone.vector, rtol=0, atol=BATCH_TOLERANCE)
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 32])
+@pytest.mark.parametrize("batch_size", [1, 2, 32], ids=["batch1", "batch2", "batch32"])
 def test_embed_files_is_lazy_and_yields_every_file_once(encoders, mixed_inputs, batch_size):
     paths, _ = mixed_inputs
     seen: list[Path] = []
@@ -394,11 +401,8 @@ class RecordingEncoder:
 
 @pytest.mark.parametrize(
     "batch_size",
-    [
-        1,
-        2,
-        32,
-    ],
+    [1, 2, 32],
+    ids=["batch1", "batch2", "batch32"],
 )
 def test_too_short_files_never_reach_the_encoder(encoders, tmp_path, batch_size):
     short = write_wav(tmp_path / "short.wav", voice_like(0.2, seed=31))
@@ -418,7 +422,7 @@ def test_too_short_files_never_reach_the_encoder(encoders, tmp_path, batch_size)
 # _embed_chunks (which catches only RuntimeError and ValueError), so one such file ended the run.
 
 
-@pytest.mark.parametrize("seconds", [0.04, 0.1, 0.2, 0.25])
+@pytest.mark.parametrize("seconds", [0.04, 0.1, 0.2, 0.25], ids=["40ms", "100ms", "200ms", "250ms"])
 def test_ge2e_embeds_very_short_waves_like_resemblyzer(encoders, seconds):
     resemblyzer = pytest.importorskip("resemblyzer")
     wave = voice_like(seconds, seed=41)

@@ -15,7 +15,7 @@ def test_a_plain_list_is_one_path_per_line_with_blank_lines_skipped():
     assert listed.paths == ["a.wav", "dir/b, with comma.mp3"] and listed.speakers == {}
 
 
-@pytest.mark.parametrize("delimiter", [",", "\t"])
+@pytest.mark.parametrize("delimiter", [",", "\t"], ids=["comma", "tab"])
 def test_a_csv_header_with_a_path_column_reads_paths_and_speakers(delimiter):
     lines = [f"speaker{delimiter}path{delimiter}note", f"anna{delimiter}calls/1.wav{delimiter}x",
              f"{delimiter}calls/2.wav{delimiter}", f"bo{delimiter}calls/3.wav{delimiter}"]

@@ -60,7 +60,7 @@ def safetensors_header(path: Path) -> dict:
 
 
 @pytest.mark.parametrize("head", ["cnn", "fcn"])
-@pytest.mark.parametrize("dim", [80, 192, 256, 512])
+@pytest.mark.parametrize("dim", [80, 192, 256, 512], ids=["dim80", "dim192", "dim256", "dim512"])
 def test_forward_shapes(head, dim):
     network = PersonaNet(dim, head).eval()
     emotion, gender, age = network(torch.randn(5, dim))
@@ -266,8 +266,12 @@ def test_damaged_checkpoint_messages_say_what_is_wrong(tmp_path, kind, expected)
 # --- the bundled model ------------------------------------------------------------------------------
 
 
-BUNDLED = [("ge2e-layers+prosody+mfcc", "none", 1477), ("ge2e-layers+prosody+mfcc", "speaker", 1477),
-           ("ge2e-layers+prosody+mfcc", "corpus", 1477), ("ge2e", "none", 256)]
+BUNDLED = [
+    pytest.param("ge2e-layers+prosody+mfcc", "none", 1477, id="ge2e-layers+prosody+mfcc"),
+    pytest.param("ge2e-layers+prosody+mfcc", "speaker", 1477, id="ge2e-layers+prosody+mfcc-speaker"),
+    pytest.param("ge2e-layers+prosody+mfcc", "corpus", 1477, id="ge2e-layers+prosody+mfcc-corpus"),
+    pytest.param("ge2e", "none", 256, id="ge2e"),
+]
 
 
 @pytest.mark.parametrize(("encoder", "normalization", "dim"), BUNDLED)
@@ -351,7 +355,7 @@ def test_a_model_trained_on_another_revision_of_its_features_is_used_with_a_warn
     assert f"computes revision {encoder.revision}" in caplog.text
 
 
-@pytest.mark.parametrize("revision", ["", "2"])  # not recorded (older models), or the current one
+@pytest.mark.parametrize("revision", ["", "2"], ids=["not-recorded", "current"])  # older models record none
 def test_a_model_of_this_revision_or_of_an_unknown_one_loads_quietly(tmp_path, caplog, revision):
     model = random_model("mfcc", 160)
     model.metadata.encoder_revision = revision

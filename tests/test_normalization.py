@@ -53,7 +53,7 @@ def test_small_groups_can_fall_back_to_a_larger_one():
 # --- prosody --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("f0", [110.0, 220.0])
+@pytest.mark.parametrize("f0", [110.0, 220.0], ids=["110Hz", "220Hz"])
 def test_prosody_finds_the_pitch_of_a_voiced_tone(f0):
     encoder = load_encoder("prosody")
     (vector,) = encoder.embed([voice_like(2.0, f0=f0)])
@@ -63,7 +63,7 @@ def test_prosody_finds_the_pitch_of_a_voiced_tone(f0):
     assert values["voiced_fraction"] > 0.8
 
 
-@pytest.mark.parametrize("f0", [80.0, 90.0, 100.0])
+@pytest.mark.parametrize("f0", [80.0, 90.0, 100.0], ids=["80Hz", "90Hz", "100Hz"])
 def test_a_low_voice_with_a_strong_second_harmonic_keeps_its_octave(f0):
     # the second harmonic carries most of the energy, as when a formant sits on it; an
     # autocorrelation left tapered by the analysis window used to read this an octave too high

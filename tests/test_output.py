@@ -214,8 +214,8 @@ def test_parquet_many_rows_make_several_row_groups(tmp_path):
         ("out.ndjson", "jsonl"),
         ("out.parquet", "parquet"),
         ("dir.v2/OUT.CSV", "csv"),
-        (None, "csv"),
-        ("-", "csv"),
+        pytest.param(None, "csv", id="no-target-csv"),
+        pytest.param("-", "csv", id="dash-csv"),
     ],
 )
 def test_format_from_extension(target, expected):
@@ -246,13 +246,13 @@ def test_format_option_is_what_gets_written(tmp_path):
     assert_rows_equal(pd.read_json(path, lines=True), [r for b in sample_batches() for r in b])
 
 
-@pytest.mark.parametrize("target", [None, "-"])
+@pytest.mark.parametrize("target", [None, "-"], ids=["no-target", "dash"])
 def test_parquet_to_stdout_is_a_usage_error(target):
     with pytest.raises(UsageError, match="stdout"):
         OutputTarget(target, "parquet", PREDICTION_SCHEMA)
 
 
-@pytest.mark.parametrize("target", [None, "-"])
+@pytest.mark.parametrize("target", [None, "-"], ids=["no-target", "dash"])
 def test_stdout_defaults_to_csv(capsys, target):
     write(target, None, sample_batches())
     out = capsys.readouterr().out

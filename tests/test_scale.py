@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 import soundfile as sf
+import torch
 
 from conftest import SAMPLE_AUDIO, voice_like, run_cli as run
 from persona_cli.encoders import load_encoder
@@ -19,6 +20,17 @@ from persona_cli.errors import UsageError
 from persona_cli.embedding import embed_files
 from persona_cli.options import PredictOptions
 from persona_cli.sharding import Shard
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """The sequential runs below (workers=0) embed on the calling thread's torch threads: one, as in
+    test_encoders.py, so that OpenMP threads waiting for each other on a busy 2-core machine cannot
+    stretch them (the first parallel-workers case took 19 s there instead of 1.4 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +54,18 @@ def _embed(files, workers: int, batch_size: int) -> list:
     return list(embed_files(files, encoder, PredictOptions(workers=workers, batch_size=batch_size)))
 
 
-@pytest.mark.parametrize("workers, batch_size", [(1, 4), (2, 3), (3, 1), (2, 32)])
-def test_parallel_workers_give_the_sequential_results_in_input_order(mixed_files, workers, batch_size):
-    sequential = _embed(mixed_files, workers=0, batch_size=4)
+@pytest.fixture(scope="module")
+def sequential(mixed_files) -> list:
+    """The files embedded without workers, once for every case below."""
+    return _embed(mixed_files, workers=0, batch_size=4)
+
+
+@pytest.mark.parametrize(
+    "workers, batch_size",
+    [(1, 4), (2, 3), (3, 1), (2, 32)],
+    ids=["workers1-batch4", "workers2-batch3", "workers3-batch1", "workers2-batch32"],
+)
+def test_parallel_workers_give_the_sequential_results_in_input_order(mixed_files, sequential, workers, batch_size):
     parallel = _embed(mixed_files, workers=workers, batch_size=batch_size)
     assert [r.path for r in parallel] == [Path(f) for f in mixed_files]
     assert [(r.error, r.warning, r.duration_s) for r in parallel] == [(r.error, r.warning, r.duration_s) for r in sequential]
@@ -66,7 +87,7 @@ def test_stopping_early_leaves_no_work_running(mixed_files):
 # --- --shard K/N -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("count", [1, 2, 3, 7])
+@pytest.mark.parametrize("count", [1, 2, 3, 7], ids=["1-shard", "2-shards", "3-shards", "7-shards"])
 def test_shards_cover_every_file_exactly_once(count):
     paths = [Path(f"corpus/speaker_{i // 10}/clip_{i}.wav") for i in range(500)]
     shards = [Shard(k, count).select(paths) for k in range(1, count + 1)]
@@ -87,7 +108,11 @@ def test_shard_membership_is_the_same_in_every_process():
     assert there.strip() == "".join(map(str, here))
 
 
-@pytest.mark.parametrize("text", ["0/4", "5/4", "1/0", "1", "a/b", "-1/2", "1/2/3"])
+@pytest.mark.parametrize(
+    "text",
+    ["0/4", "5/4", "1/0", "1", "a/b", "-1/2", "1/2/3"],
+    ids=["K-zero", "K-over-N", "N-zero", "no-slash", "not-numbers", "K-negative", "three-parts"],
+)
 def test_bad_shard_is_a_usage_error(text):
     with pytest.raises(UsageError, match="--shard"):
         Shard.parse(text)
@@ -116,16 +141,29 @@ def test_bad_shard_on_the_command_line_exits_2_with_one_line(capsys):
 # --- streamed output ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
-def test_streamed_output_equals_one_batch_output(mixed_files, suffix, tmp_path: Path, capsys):
+@pytest.mark.parametrize(
+    "suffix, bundled",
+    [
+        # every writer, with the tiny mfcc model: these are about the rows that reach the file, and
+        # the default encoder takes ~2 s a case here (25-50 s seen on a busy machine) against ~0.5 s
+        pytest.param(".csv", False, id="csv"),
+        pytest.param(".jsonl", False, id="jsonl"),
+        pytest.param(".parquet", False, id="parquet"),
+        # and once with the bundled model: the default encoder gives the same vectors in either batching
+        pytest.param(".csv", True, id="csv-bundled-model"),
+    ],
+)
+def test_streamed_output_equals_one_batch_output(mixed_files, suffix, bundled, tiny_model, tmp_path: Path, capsys):
     """Rows written as each file finishes (--batch-size 1, two workers) are the rows of one big batch."""
     listing = tmp_path / "files.txt"
     listing.write_text("".join(f"{f}\n" for f in mixed_files))
+    model = [] if bundled else ["--model", str(tiny_model)]
     outputs = {}
     for name, extra in {"streamed": ["--batch-size", "1", "--workers", "2"],
                         "one_batch": ["--batch-size", "64", "--workers", "0"]}.items():
         outputs[name] = tmp_path / f"{name}{suffix}"
-        code, _, _ = run(["predict", "--files-from", str(listing), "-o", str(outputs[name]), "-q", *extra], capsys)
+        code, _, _ = run(["predict", "--files-from", str(listing), "-o", str(outputs[name]), "-q", *model, *extra],
+                         capsys)
         assert code == 1  # the broken files
     read = {".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True), ".parquet": pd.read_parquet}[suffix]
     streamed, one_batch = read(outputs["streamed"]), read(outputs["one_batch"])
