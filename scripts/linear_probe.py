@@ -22,10 +22,10 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from persona_cli.cross_validation import make_folds
 from persona_cli.experiments import LabelledFeatures, embed_corpora
 from persona_cli.options import PredictOptions
 from persona_cli.predictor import build_encoder
-from persona_cli.cross_validation import make_folds
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RIDGE_STRENGTHS = np.logspace(0, 5, 16)

@@ -30,7 +30,12 @@ def resemblyzer_layers_embedder() -> Callable[[np.ndarray], np.ndarray]:
             embeds = torch.relu(voice_encoder.linear(hidden[-1]))
             embedding = (embeds / torch.linalg.vector_norm(embeds, dim=1, keepdim=True)).mean(0)
             frames = torch.cat([lower(partials)[0], top], dim=2).reshape(-1, 512).double()
-        return np.concatenate([(embedding / torch.linalg.vector_norm(embedding)).numpy(),
-                               frames.mean(0).numpy(), frames.std(0, correction=0).numpy()]).astype(np.float32)
+        return np.concatenate(
+            [
+                (embedding / torch.linalg.vector_norm(embedding)).numpy(),
+                frames.mean(0).numpy(),
+                frames.std(0, correction=0).numpy(),
+            ]
+        ).astype(np.float32)
 
     return embed

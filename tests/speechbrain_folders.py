@@ -14,7 +14,6 @@ import torch
 
 from persona_cli.encoders import speechbrain as sb_encoders
 
-
 #: small networks for tests; the output widths match the real models (512 and 192)
 SMALL = {
     "xvector": {"tdnn_channels": [64, 64, 64, 64, 128], "lin_neurons": 512},

@@ -197,7 +197,9 @@ def test_75_seconds_in_30_second_chunks(tmp_path):
 
 
 @pytest.mark.parametrize("rate", [16_000, 48_000], ids=["16kHz", "48kHz"])
-@pytest.mark.parametrize("chunk_seconds", [0.05, 0.73, 1.0, 3.0], ids=["chunk0.05s", "chunk0.73s", "chunk1s", "chunk3s"])
+@pytest.mark.parametrize(
+    "chunk_seconds", [0.05, 0.73, 1.0, 3.0], ids=["chunk0.05s", "chunk0.73s", "chunk1s", "chunk3s"]
+)
 def test_chunks_are_exact_size_and_add_up(tmp_path, rate, chunk_seconds):
     path = write(tmp_path / "v.wav", voice_like(2.0, rate), rate)
     chunks = list(iter_chunks(path, chunk_seconds))

@@ -9,34 +9,44 @@ from __future__ import annotations
 
 import builtins
 import io
-from types import SimpleNamespace
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from broken_audio import NON_UTF8_SHOWN, WARNINGS, long_recording, make_broken_corpus, wav_bytes
-from conftest import SAMPLE_AUDIO, require_shared, voice_like, run_cli as run
+from conftest import SAMPLE_AUDIO, run_cli as run, voice_like
 from persona_cli import audio
 from persona_cli.audio import SAMPLE_RATE, SignalStats, display_path, find_audio_files, iter_chunks
+from persona_cli.batch import until_first_error
 from persona_cli.cli import main
+from persona_cli.embedding import embed_files
 from persona_cli.encoders.base import Encoder
 from persona_cli.encoders.ge2e import GE2EEncoder
 from persona_cli.errors import AudioLoadError, UsageError
-from persona_cli.batch import until_first_error
-from persona_cli.embedding import embed_files
 from persona_cli.options import PredictOptions
 
-PREDICTIONS = ["emotion", "emotion_confidence", "prob_anger", "prob_disgust", "prob_fear", "prob_happy",
-               "prob_neutral", "prob_sad", "gender", "gender_confidence", "age"]
+PREDICTIONS = [
+    "emotion",
+    "emotion_confidence",
+    "prob_anger",
+    "prob_disgust",
+    "prob_fear",
+    "prob_happy",
+    "prob_neutral",
+    "prob_sad",
+    "gender",
+    "gender_confidence",
+    "age",
+]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -152,8 +162,12 @@ def test_corpus_through_a_real_process(corpus, tmp_path):
     listing += os.path.join(os.fsencode(folder), b"caf\xe9.wav") + b"\n"
     persona = Path(sys.executable).with_name("persona")
     target = tmp_path / "out.csv"
-    done = subprocess.run([str(persona), "predict", "--files-from", "-", "-o", str(target)],
-                          input=listing, capture_output=True, timeout=300)
+    done = subprocess.run(
+        [str(persona), "predict", "--files-from", "-", "-o", str(target)],
+        input=listing,
+        capture_output=True,
+        timeout=300,
+    )
     stderr = done.stderr.decode("utf-8", "replace")
     assert done.returncode == 1, stderr
     assert "Traceback" not in stderr
@@ -306,10 +320,12 @@ def test_long_recording_through_the_cli(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("raised", "message"),
-    [(IndexError("index 3 is out of bounds"), "embedding failed: index 3 is out of bounds"),
-     (RuntimeError("cuDNN error: bad input\nmore detail"), "embedding failed: cuDNN error: bad input"),
-     (ZeroDivisionError(), "embedding failed: ZeroDivisionError"),
-     (None, "embedding failed: non-finite embedding")],
+    [
+        (IndexError("index 3 is out of bounds"), "embedding failed: index 3 is out of bounds"),
+        (RuntimeError("cuDNN error: bad input\nmore detail"), "embedding failed: cuDNN error: bad input"),
+        (ZeroDivisionError(), "embedding failed: ZeroDivisionError"),
+        (None, "embedding failed: non-finite embedding"),
+    ],
     ids=["IndexError", "multi-line-RuntimeError", "ZeroDivisionError-without-message", "non-finite-vector"],
 )
 def test_encoder_failure_on_one_file_is_its_row(tmp_path, raised, message, monkeypatch, capsys):
@@ -373,7 +389,11 @@ def test_find_audio_files_lists_broken_links_and_missing_listed_files(tmp_path):
 def test_missing_file_names_its_cause(tmp_path):
     (tmp_path / "dangling.wav").symlink_to("nowhere.wav")
     (tmp_path / "loop.wav").symlink_to("loop.wav")
-    for name, message in [("dangling.wav", "broken symlink"), ("loop.wav", "symlink loop"), ("gone.wav", "file not found")]:
+    for name, message in [
+        ("dangling.wav", "broken symlink"),
+        ("loop.wav", "symlink loop"),
+        ("gone.wav", "file not found"),
+    ]:
         with pytest.raises(AudioLoadError, match=f"^{message}$"):
             list(iter_chunks(tmp_path / name))
 
@@ -387,10 +407,21 @@ def test_missing_file_names_its_cause(tmp_path):
         (np.r_[np.ones(700), 0.5 * np.ones(15_300)], "PCM_16", []),  # 4.4 % at full scale: loud, not clipped
         (np.r_[np.ones(900), 0.5 * np.ones(15_100)], "PCM_16", ["clipped: 6 % of samples at full scale"]),
         (np.r_[-np.ones(9_000), 0.5 * np.ones(7_000)], "PCM_24", ["clipped: 56 % of samples at full scale"]),
-        (np.r_[np.full(8_000, np.nan), np.zeros(8_000)], "FLOAT", ["non-finite samples replaced with 0: 8000 of 16000", "silent"]),
+        (
+            np.r_[np.full(8_000, np.nan), np.zeros(8_000)],
+            "FLOAT",
+            ["non-finite samples replaced with 0: 8000 of 16000", "silent"],
+        ),
     ],
-    ids=["zeros-silent", "rms-90dBFS-nearly-silent", "rms-60dBFS-quiet", "4pct-full-scale-loud", "6pct-full-scale-clipped",
-         "56pct-full-scale-clipped", "half-nan-rest-zero"],
+    ids=[
+        "zeros-silent",
+        "rms-90dBFS-nearly-silent",
+        "rms-60dBFS-quiet",
+        "4pct-full-scale-loud",
+        "6pct-full-scale-clipped",
+        "56pct-full-scale-clipped",
+        "half-nan-rest-zero",
+    ],
 )
 def test_signal_warnings(tmp_path, samples, subtype, warnings):
     sf.write(tmp_path / "x.wav", samples, SAMPLE_RATE, subtype=subtype)
@@ -429,9 +460,15 @@ def _templates() -> dict[str, bytes]:
     """Small valid files of every container, to mutate."""
     out = {}
     wave = voice_like(0.3, 16_000)
-    for suffix, fmt, subtype in [(".wav", "WAV", "PCM_16"), (".wav", "WAV", "FLOAT"), (".flac", "FLAC", "PCM_16"),
-                                 (".ogg", "OGG", "VORBIS"), (".mp3", "MP3", "MPEG_LAYER_III"),
-                                 (".aiff", "AIFF", "PCM_24"), (".au", "AU", "ULAW")]:
+    for suffix, fmt, subtype in [
+        (".wav", "WAV", "PCM_16"),
+        (".wav", "WAV", "FLOAT"),
+        (".flac", "FLAC", "PCM_16"),
+        (".ogg", "OGG", "VORBIS"),
+        (".mp3", "MP3", "MPEG_LAYER_III"),
+        (".aiff", "AIFF", "PCM_24"),
+        (".au", "AU", "ULAW"),
+    ]:
         buffer = io.BytesIO()
         sf.write(buffer, np.stack([wave, wave[::-1]], axis=1), 16_000, format=fmt, subtype=subtype)
         out[f"{subtype.lower()}{suffix}"] = buffer.getvalue()
@@ -486,12 +523,18 @@ def test_damaged_files_raise_only_audio_load_error(template, edits, keep):
 
 
 WRITABLE = [("WAV", s) for s in ("PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "ULAW", "ALAW")] + [
-    ("FLAC", "PCM_16"), ("FLAC", "PCM_24"), ("AIFF", "PCM_16"), ("AU", "FLOAT")]
+    ("FLAC", "PCM_16"),
+    ("FLAC", "PCM_24"),
+    ("AIFF", "PCM_16"),
+    ("AU", "FLOAT"),
+]
 
 
 @settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(
-    rate=st.one_of(st.integers(1, 384_000), st.sampled_from([8_000, 11_025, 16_000, 22_050, 44_100, 48_000, 96_000, 192_000])),
+    rate=st.one_of(
+        st.integers(1, 384_000), st.sampled_from([8_000, 11_025, 16_000, 22_050, 44_100, 48_000, 96_000, 192_000])
+    ),
     channels=st.integers(1, 8),
     container=st.sampled_from(WRITABLE),
     seconds=st.one_of(st.just(0.0), st.floats(0.0, 0.5)),

@@ -14,13 +14,29 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import SAMPLE_AUDIO, voice_like, run_cli as run
+from conftest import SAMPLE_AUDIO, run_cli as run, voice_like
 from persona_cli.encoders import DEFAULT_ENCODER
 from persona_cli.results import PREDICTION_SCHEMA
 
 COLUMNS = [
-    "path", "duration_s", "emotion", "emotion_confidence", "prob_anger", "prob_disgust", "prob_fear",
-    "prob_happy", "prob_neutral", "prob_sad", "gender", "gender_confidence", "age", "encoder", "model", "normalization", "error", "warning",
+    "path",
+    "duration_s",
+    "emotion",
+    "emotion_confidence",
+    "prob_anger",
+    "prob_disgust",
+    "prob_fear",
+    "prob_happy",
+    "prob_neutral",
+    "prob_sad",
+    "gender",
+    "gender_confidence",
+    "age",
+    "encoder",
+    "model",
+    "normalization",
+    "error",
+    "warning",
 ]
 
 
@@ -68,7 +84,9 @@ def test_sample_audio_gives_a_sensible_row_per_clip(capsys):
     correct = sum(truth[Path(p).name] == g for p, g in zip(table.path, table.gender))
     assert correct >= 8
     assert table.age.between(10, 90).all()
-    assert set(table.encoder) == {"ge2e-layers+prosody+mfcc"} and set(table["model"]) == {"persona-ge2e-layers+prosody+mfcc"}
+    assert set(table.encoder) == {"ge2e-layers+prosody+mfcc"} and set(table["model"]) == {
+        "persona-ge2e-layers+prosody+mfcc"
+    }
     assert "9 files" in err  # the summary line goes to stderr, never into the results
 
 
@@ -156,9 +174,20 @@ def test_a_broken_file_becomes_an_error_row_and_exit_code_1(tmp_path: Path, caps
         (["predict", "{sample}", "--model", "/no/model.safetensors"], "model file not found"),
         (["predict", "{empty}"], "no audio files found"),
     ],
-    ids=["no-input", "missing-folder", "unknown-encoder", "encoder-without-bundled-model", "missing-output-folder",
-         "unknown-extension", "unknown-format", "unknown-option", "zero-batch-size", "unknown-device", "missing-model",
-         "empty-folder"],
+    ids=[
+        "no-input",
+        "missing-folder",
+        "unknown-encoder",
+        "encoder-without-bundled-model",
+        "missing-output-folder",
+        "unknown-extension",
+        "unknown-format",
+        "unknown-option",
+        "zero-batch-size",
+        "unknown-device",
+        "missing-model",
+        "empty-folder",
+    ],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv, message, tmp_path: Path, capsys):
     (tmp_path / "empty").mkdir()
@@ -196,8 +225,13 @@ def test_console_script_in_a_shell_pipeline():
     """`find ... | persona predict --files-from - -o -`, as users run it, through a real process."""
     persona = Path(sys.executable).with_name("persona")
     listing = "\n".join(str(p) for p in sorted(SAMPLE_AUDIO.glob("*.mp3"))[:2])
-    done = subprocess.run([str(persona), "predict", "--files-from", "-", "-o", "-"], input=listing,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(persona), "predict", "--files-from", "-", "-o", "-"],
+        input=listing,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert len(read_csv_text(done.stdout)) == 2
     version = subprocess.run([sys.executable, "-m", "persona_cli", "--version"], capture_output=True, text=True)

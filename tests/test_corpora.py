@@ -93,9 +93,7 @@ def test_commonvoice_real():
     assert_well_formed(clips, "commonvoice")
     languages = {c.path.parent.parent.name for c in clips}
     assert len(languages) > 10
-    expected_rows = sum(
-        sum(1 for _ in open(tsv, encoding="utf-8")) - 1 for tsv in root.glob("*/validated.tsv")
-    )
+    expected_rows = sum(sum(1 for _ in open(tsv, encoding="utf-8")) - 1 for tsv in root.glob("*/validated.tsv"))
     assert len(clips) == expected_rows  # every row has its clip and both labels in this sample
     assert all(c.emotion is None and c.emotion_raw is None for c in clips)
     assert all(c.gender in GENDERS for c in clips)
@@ -117,17 +115,39 @@ def write_tsv(path: Path, header: list[str], rows: list[dict[str, str]]) -> None
 def test_commonvoice_columns_by_name_newer_release(tmp_path, caplog):
     lang = tmp_path / "cv-corpus-17" / "fr"
     touch(lang / "clips", "a.mp3", "b.mp3", "c.mp3", "d.mp3")
-    header = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes",
-              "gender", "age", "accents", "variant", "locale", "segment"]  # reordered, with additions
-    write_tsv(lang / "validated.tsv", header, [
-        {"client_id": "u1", "path": "a.mp3", "sentence": 'Il a dit "bonjour', "age": "fourties",
-         "gender": "male_masculine", "accents": "France"},
-        {"client_id": "u2", "path": "b.mp3", "sentence": "Oui.", "age": "twenties",
-         "gender": "female_feminine"},
-        {"client_id": "u3", "path": "c.mp3", "age": "sixties", "gender": "do_not_wish_to_say"},
-        {"client_id": "u4", "path": "d.mp3"},  # no labels at all: nothing to learn from
-        {"client_id": "u5", "path": "gone.mp3", "age": "teens", "gender": "male"},  # clip missing
-    ])
+    header = [
+        "client_id",
+        "path",
+        "sentence_id",
+        "sentence",
+        "sentence_domain",
+        "up_votes",
+        "down_votes",
+        "gender",
+        "age",
+        "accents",
+        "variant",
+        "locale",
+        "segment",
+    ]  # reordered, with additions
+    write_tsv(
+        lang / "validated.tsv",
+        header,
+        [
+            {
+                "client_id": "u1",
+                "path": "a.mp3",
+                "sentence": 'Il a dit "bonjour',
+                "age": "fourties",
+                "gender": "male_masculine",
+                "accents": "France",
+            },
+            {"client_id": "u2", "path": "b.mp3", "sentence": "Oui.", "age": "twenties", "gender": "female_feminine"},
+            {"client_id": "u3", "path": "c.mp3", "age": "sixties", "gender": "do_not_wish_to_say"},
+            {"client_id": "u4", "path": "d.mp3"},  # no labels at all: nothing to learn from
+            {"client_id": "u5", "path": "gone.mp3", "age": "teens", "gender": "male"},  # clip missing
+        ],
+    )
     assert detect_reader(tmp_path / "cv-corpus-17") == "commonvoice"
     with caplog.at_level(logging.WARNING, logger="persona"):
         clips = read_corpus(str(tmp_path / "cv-corpus-17"))
@@ -222,13 +242,16 @@ def write_manifest(path: Path, rows: list[str]) -> Path:
 def test_manifest(tmp_path):
     touch(tmp_path / "audio", "a.wav", "b.wav", "c.wav")
     elsewhere = touch(tmp_path / "other", "d.flac")[0]
-    manifest = write_manifest(tmp_path / "labels.csv", [
-        "audio/a.wav,spk1,Angry,female,30",
-        "audio/b.wav,,,,",
-        "audio/c.wav,spk1,surprised,m,twenties",
-        f"{elsewhere},spk2,sadness,other,41.5",
-        "audio/missing.wav,spk3,sad,male,20",
-    ])
+    manifest = write_manifest(
+        tmp_path / "labels.csv",
+        [
+            "audio/a.wav,spk1,Angry,female,30",
+            "audio/b.wav,,,,",
+            "audio/c.wav,spk1,surprised,m,twenties",
+            f"{elsewhere},spk2,sadness,other,41.5",
+            "audio/missing.wav,spk3,sad,male,20",
+        ],
+    )
     assert detect_reader(manifest) == "manifest"
     clips = read_corpus(str(manifest))
     assert [(c.path, c.speaker, c.emotion, c.emotion_raw, c.gender, c.age) for c in clips] == [

@@ -12,9 +12,9 @@ import soundfile as sf
 
 from conftest import voice_like
 from persona_cli import embedding_cache
+from persona_cli.embedding import embed_files
 from persona_cli.embedding_cache import EmbeddingCache
 from persona_cli.encoders import load_encoder
-from persona_cli.embedding import embed_files
 from persona_cli.options import PredictOptions
 
 OPTIONS = PredictOptions(batch_size=4)

@@ -13,10 +13,10 @@ import torch
 
 from conftest import require_shared, voice_like
 from persona_cli.audio import SAMPLE_RATE, load_audio
+from persona_cli.embedding import EmbeddingResult, embed_files
 from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, load_encoder
 from persona_cli.encoders.mel import power_mel, slaney_mel_filterbank
 from persona_cli.errors import UsageError
-from persona_cli.embedding import EmbeddingResult, embed_files
 from persona_cli.options import PredictOptions
 
 DIMS = {"ge2e": 256, "ge2e-layers": 1280, "mfcc": 160}
@@ -236,12 +236,16 @@ def test_ge2e_layers_pool_gives_the_statistics_of_all_the_chunks_frames(encoders
     rng = np.random.default_rng(0)
     frames = [rng.normal(size=(n, 512)) * rng.uniform(0.1, 1, 512) + rng.uniform(-1, 1, 512) for n in (300, 300, 150)]
     embeddings = np.abs(rng.normal(size=(3, 256)))
-    chunks = np.stack([np.concatenate([e / np.linalg.norm(e), f.mean(0), f.std(0)]) for e, f in zip(embeddings, frames)])
+    chunks = np.stack(
+        [np.concatenate([e / np.linalg.norm(e), f.mean(0), f.std(0)]) for e, f in zip(embeddings, frames)]
+    )
 
     pooled = encoders["ge2e-layers"].pool(chunks.astype(np.float32), np.array([30.0, 30.0, 15.0]))
 
     everything = np.concatenate(frames)
-    np.testing.assert_allclose(pooled[:256], encoders["ge2e"].pool(chunks[:, :256], np.array([30.0, 30.0, 15.0])), atol=1e-6)
+    np.testing.assert_allclose(
+        pooled[:256], encoders["ge2e"].pool(chunks[:, :256], np.array([30.0, 30.0, 15.0])), atol=1e-6
+    )
     np.testing.assert_allclose(pooled[256:], np.concatenate([everything.mean(0), everything.std(0)]), atol=1e-5)
 
 

@@ -17,15 +17,19 @@ def test_a_plain_list_is_one_path_per_line_with_blank_lines_skipped():
 
 @pytest.mark.parametrize("delimiter", [",", "\t"], ids=["comma", "tab"])
 def test_a_csv_header_with_a_path_column_reads_paths_and_speakers(delimiter):
-    lines = [f"speaker{delimiter}path{delimiter}note", f"anna{delimiter}calls/1.wav{delimiter}x",
-             f"{delimiter}calls/2.wav{delimiter}", f"bo{delimiter}calls/3.wav{delimiter}"]
+    lines = [
+        f"speaker{delimiter}path{delimiter}note",
+        f"anna{delimiter}calls/1.wav{delimiter}x",
+        f"{delimiter}calls/2.wav{delimiter}",
+        f"bo{delimiter}calls/3.wav{delimiter}",
+    ]
     listed = read_file_list(lines, "calls.csv")
     assert listed.paths == ["calls/1.wav", "calls/2.wav", "calls/3.wav"]
     assert listed.speakers == {os.path.abspath("calls/1.wav"): "anna", os.path.abspath("calls/3.wav"): "bo"}
 
 
 def test_quoted_csv_paths_keep_their_commas():
-    listed = read_file_list(['path,speaker', '"a, b.wav",s1'], "x.csv")
+    listed = read_file_list(["path,speaker", '"a, b.wav",s1'], "x.csv")
     assert listed.paths == ["a, b.wav"] and listed.speakers == {os.path.abspath("a, b.wav"): "s1"}
 
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from persona_cli.labels import EMOTIONS, GENDERS
 from persona_cli.cross_validation import PROTOCOLS
+from persona_cli.labels import EMOTIONS, GENDERS
 from persona_cli.metrics import (
     age_metrics,
     emotion_metrics,
@@ -147,8 +147,14 @@ def _confusion(diagonal: int, off: int = 0) -> list[list[int]]:
 
 def _folds() -> list[dict]:
     def emotion(acc, uar, f1, n, diagonal):
-        return {"accuracy": acc, "uar": uar, "macro_f1": f1, "n": n, "confusion": _confusion(diagonal, 1),
-                "labels": list(EMOTIONS)}
+        return {
+            "accuracy": acc,
+            "uar": uar,
+            "macro_f1": f1,
+            "n": n,
+            "confusion": _confusion(diagonal, 1),
+            "labels": list(EMOTIONS),
+        }
 
     def age(rmse, mae, n):
         return {"rmse": rmse, "mae": mae, "baseline_rmse": rmse + 2, "baseline_mae": mae + 1, "n": n}
@@ -156,8 +162,11 @@ def _folds() -> list[dict]:
     gender = {"accuracy": 0.9, "n": 5, "confusion": [[2, 0], [1, 2]], "labels": list(GENDERS)}
     return [
         {"emotion": emotion(0.8, 0.7, 0.6, 10, 1), "gender": gender, "age": age(10.0, 8.0, 4)},
-        {"emotion": emotion(0.6, 0.5, 0.4, 20, 2), "gender": {**gender, "accuracy": 0.7, "n": 7},
-         "age": age(12.0, 9.0, 6)},
+        {
+            "emotion": emotion(0.6, 0.5, 0.4, 20, 2),
+            "gender": {**gender, "accuracy": 0.7, "n": 7},
+            "age": age(12.0, 9.0, 6),
+        },
         {"emotion": emotion(0.7, 0.6, 0.5, 30, 3), "age": age(14.0, 10.0, 8)},  # no gender labels here
     ]
 

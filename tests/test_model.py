@@ -40,8 +40,9 @@ def random_model(encoder: str = "ge2e", dim: int = 256, head: str = "cnn", seed:
     with torch.no_grad():
         network.feature_mean.copy_(torch.randn(dim) * 0.1)
         network.feature_std.copy_(torch.rand(dim) + 0.5)
-    metadata = ModelMetadata(encoder=encoder, encoder_dim=dim, head=head, age_mean=30, age_std=10,
-                             training=dict(TRAINING))
+    metadata = ModelMetadata(
+        encoder=encoder, encoder_dim=dim, head=head, age_mean=30, age_std=10, training=dict(TRAINING)
+    )
     return PersonaModel(network, metadata)
 
 
@@ -208,8 +209,11 @@ def _damaged(kind: str, tmp_path: Path) -> Path:
         fields = dict(dataclasses.asdict(model.metadata), head="rnn")
         _save_raw(path, state, {METADATA_KEY: json.dumps(fields)})
     elif kind == "missing-tensor":
-        _save_raw(path, {k: v for k, v in state.items() if not k.startswith("age.")},
-                  {METADATA_KEY: json.dumps(dataclasses.asdict(model.metadata))})
+        _save_raw(
+            path,
+            {k: v for k, v in state.items() if not k.startswith("age.")},
+            {METADATA_KEY: json.dumps(dataclasses.asdict(model.metadata))},
+        )
     elif kind == "metadata-is-a-list":
         _save_raw(path, state, {METADATA_KEY: "[]"})
     elif kind == "a-folder":

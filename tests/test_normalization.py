@@ -18,7 +18,7 @@ def test_each_group_gets_zero_mean_and_unit_std():
     features = np.concatenate([rng.normal(5, 2, (20, 3)), rng.normal(-1, 0.5, (12, 3))])
     groups = ["a"] * 20 + ["b"] * 12
     out = normalize_within_groups(features, groups)
-    for name, rows in (("a", slice(0, 20)), ("b", slice(20, 32))):
+    for _name, rows in (("a", slice(0, 20)), ("b", slice(20, 32))):
         np.testing.assert_allclose(out[rows].mean(0), 0, atol=1e-6)
         np.testing.assert_allclose(out[rows].std(0), 1, atol=1e-5)
     # a row's value depends only on its own group: changing group b leaves group a alone
@@ -36,7 +36,9 @@ def test_a_constant_feature_is_centred_not_blown_up():
 def test_groups_too_small_for_statistics_are_refused():
     features = np.zeros((MIN_GROUP_FILES + 2, 2))
     groups = ["big"] * MIN_GROUP_FILES + ["tiny"] * 2
-    with pytest.raises(UsageError, match=r"speaker normalisation needs at least \d+ files per speaker; 1 have fewer: tiny \(2\)"):
+    with pytest.raises(
+        UsageError, match=r"speaker normalisation needs at least \d+ files per speaker; 1 have fewer: tiny \(2\)"
+    ):
         normalize_within_groups(features, groups, what="speaker")
 
 
@@ -113,8 +115,9 @@ def test_a_feature_constant_in_training_cannot_blow_up_a_prediction():
     rng = np.random.default_rng(0)
     features = rng.normal(0, 1, (60, 4)).astype(np.float32)
     features[:, 2] = 0.0
-    targets = Targets(emotion=rng.integers(0, 6, 60), gender=rng.integers(0, 2, 60),
-                      age=rng.uniform(20, 60, 60).astype(np.float32))
+    targets = Targets(
+        emotion=rng.integers(0, 6, 60), gender=rng.integers(0, 2, 60), age=rng.uniform(20, 60, 60).astype(np.float32)
+    )
     model, _ = fit(features, targets, [f"s{i % 6}" for i in range(60)], "test", TrainConfig(epochs=2))
     probe = features[:5].copy()
     shifted = probe.copy()

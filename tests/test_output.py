@@ -60,8 +60,9 @@ def read_back(path: Path, fmt: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def write(path: Path | str | None, fmt: str | None, batches: list[list[dict]], schema: pa.Schema = PREDICTION_SCHEMA,
-          **kwargs) -> None:
+def write(
+    path: Path | str | None, fmt: str | None, batches: list[list[dict]], schema: pa.Schema = PREDICTION_SCHEMA, **kwargs
+) -> None:
     with OutputTarget(None if path is None else str(path), fmt, schema, **kwargs) as writer:
         for batch in batches:
             writer.write(batch)

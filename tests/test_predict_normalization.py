@@ -12,10 +12,10 @@ import soundfile as sf
 import torch
 
 from conftest import run_cli as run, voice_like
+from persona_cli.embedding import embed_files
 from persona_cli.encoders import load_encoder
 from persona_cli.model import PersonaModel, build_network, bundled_model_path, load_model
 from persona_cli.normalization import MIN_GROUP_FILES, network_inputs
-from persona_cli.embedding import embed_files
 from persona_cli.options import PredictOptions
 
 
@@ -39,7 +39,9 @@ def two_speakers(tmp_path_factory) -> Path:
 
 def test_speaker_normalised_predictions_use_each_folders_statistics(two_speakers, tmp_path, capsys):
     model_path = _model_with("speaker", tmp_path)
-    code, _, err = run(["predict", str(two_speakers), "--model", str(model_path), "-o", str(tmp_path / "p.csv")], capsys)
+    code, _, err = run(
+        ["predict", str(two_speakers), "--model", str(model_path), "-o", str(tmp_path / "p.csv")], capsys
+    )
     assert code == 0, err
     rows = pd.read_csv(tmp_path / "p.csv")
     assert (rows["normalization"] == "speaker").all() and rows["error"].isna().all()
@@ -49,7 +51,9 @@ def test_speaker_normalised_predictions_use_each_folders_statistics(two_speakers
     expected = load_model(model_path).predict(network_inputs(vectors, "speaker", [f.parent.name for f in files]))
     by_path = rows.set_index("path").loc[[str(f) for f in files]]
     np.testing.assert_allclose(by_path["age"], np.round(expected.age_years, 1), atol=0.11)
-    assert list(by_path["gender"]) == [load_model(model_path).metadata.genders[i] for i in expected.gender_probs.argmax(1)]
+    assert list(by_path["gender"]) == [
+        load_model(model_path).metadata.genders[i] for i in expected.gender_probs.argmax(1)
+    ]
 
 
 def test_a_speaker_folder_too_small_is_refused_before_any_work(two_speakers, tmp_path, capsys):
@@ -82,12 +86,16 @@ def test_normalize_option_must_match_the_model(two_speakers, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("normalization", ["speaker", "corpus"])
-def test_normalize_without_a_model_picks_the_bundled_model_trained_that_way(two_speakers, tmp_path, capsys, normalization):
+def test_normalize_without_a_model_picks_the_bundled_model_trained_that_way(
+    two_speakers, tmp_path, capsys, normalization
+):
     output = tmp_path / "p.csv"
     code, _, err = run(["predict", str(two_speakers), "--normalize", normalization, "-o", str(output)], capsys)
     assert code == 0, err
     rows = pd.read_csv(output)
-    assert set(rows["model"]) == {f"persona-ge2e-layers+prosody+mfcc-{normalization}"} and set(rows["normalization"]) == {normalization}
+    assert set(rows["model"]) == {f"persona-ge2e-layers+prosody+mfcc-{normalization}"} and set(
+        rows["normalization"]
+    ) == {normalization}
     assert rows["error"].isna().all() and rows["age"].between(10, 90).all()
 
 
@@ -110,7 +118,9 @@ def test_a_files_from_csv_speaker_column_sets_the_speaker_groups(two_speakers, t
         speakers.append(source.parent.name)
     listing = tmp_path / "calls.csv"
     listing.write_text("path,speaker\n" + "".join(f"{f},{s}\n" for f, s in zip(files, speakers)))
-    code, _, err = run(["predict", "--files-from", str(listing), "--model", str(model_path), "-o", str(tmp_path / "p.csv")], capsys)
+    code, _, err = run(
+        ["predict", "--files-from", str(listing), "--model", str(model_path), "-o", str(tmp_path / "p.csv")], capsys
+    )
     assert code == 0, err
     rows = pd.read_csv(tmp_path / "p.csv").set_index("path").loc[[str(f) for f in files]]
 
@@ -126,7 +136,9 @@ def test_a_csv_speaker_with_too_few_files_is_refused_by_name(two_speakers, tmp_p
     model_path = _model_with("speaker", tmp_path)
     files = sorted(two_speakers.rglob("*.wav"))
     listing = tmp_path / "calls.csv"
-    listing.write_text("path,speaker\n" + "".join(f"{f},{'rare' if i < 2 else 'common'}\n" for i, f in enumerate(files)))
+    listing.write_text(
+        "path,speaker\n" + "".join(f"{f},{'rare' if i < 2 else 'common'}\n" for i, f in enumerate(files))
+    )
     code, out, err = run(["predict", "--files-from", str(listing), "--model", str(model_path)], capsys)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "speaker rare (2)" in err

@@ -22,8 +22,23 @@ def test_ray_rows_equal_the_local_rows(tmp_path: Path, capsys):
     listing.write_text("".join(f"{p}\n" for p in [*sorted(SAMPLE_AUDIO.glob("*.mp3")), tmp_path / "broken.wav"]))
     code, _, _ = run(["predict", "--files-from", str(listing), "-o", str(tmp_path / "local.parquet"), "-q"], capsys)
     assert code == 1
-    code, _, err = run(["predict", "--files-from", str(listing), "--engine", "ray", "--workers", "2",
-                        "--batch-size", "4", "-o", str(tmp_path / "ray_out"), "-q"], capsys)
+    code, _, err = run(
+        [
+            "predict",
+            "--files-from",
+            str(listing),
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+            "--batch-size",
+            "4",
+            "-o",
+            str(tmp_path / "ray_out"),
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 1, err
     local = pd.read_parquet(tmp_path / "local.parquet").sort_values("path", ignore_index=True)
     on_ray = pd.read_parquet(tmp_path / "ray_out").sort_values("path", ignore_index=True)
@@ -32,12 +47,15 @@ def test_ray_rows_equal_the_local_rows(tmp_path: Path, capsys):
     assert on_ray["error"].notna().sum() == 1
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["-o", "out.csv"], "Parquet dataset"),
-    ([], "-o FOLDER"),
-    (["-o", "OUT", "--resume"], "--resume"),
-    (["-o", "OUT", "--normalize", "speaker"], "local engine"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-o", "out.csv"], "Parquet dataset"),
+        ([], "-o FOLDER"),
+        (["-o", "OUT", "--resume"], "--resume"),
+        (["-o", "OUT", "--normalize", "speaker"], "local engine"),
+    ],
+)
 def test_ray_usage_errors_are_one_line(argv, message, tmp_path: Path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = run(["predict", str(SAMPLE_AUDIO), "--engine", "ray", *argv], capsys)

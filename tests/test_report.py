@@ -25,8 +25,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _emotion(accuracy: float = 0.5, uar: float = 0.45) -> dict:
     confusion = (np.eye(6, dtype=int) * 8 + 1).tolist()  # 8 right, 1 in each other column per row
-    return {"accuracy": accuracy, "uar": uar, "macro_f1": 0.44, "n": 78, "confusion": confusion,
-            "labels": list(EMOTIONS)}
+    return {
+        "accuracy": accuracy,
+        "uar": uar,
+        "macro_f1": 0.44,
+        "n": 78,
+        "confusion": confusion,
+        "labels": list(EMOTIONS),
+    }
 
 
 def _gender(accuracy: float = 0.9) -> dict:
@@ -57,20 +63,27 @@ def _predictions(n: int = 60) -> pd.DataFrame:
     rng = np.random.default_rng(1)
     age_true = rng.choice([25.0, 35.0, 45.0, 55.0], size=n)
     age_true[::4] = np.nan  # a clip without an age (an emotion corpus) is left out of the scatter
-    return pd.DataFrame({
-        "path": [f"clip_{i:03d}.wav" for i in range(n)],
-        "emotion_pred": rng.choice(EMOTIONS, size=n),
-        "age_true": age_true,
-        "age_pred": rng.normal(40, 10, size=n),
-    })
+    return pd.DataFrame(
+        {
+            "path": [f"clip_{i:03d}.wav" for i in range(n)],
+            "emotion_pred": rng.choice(EMOTIONS, size=n),
+            "age_true": age_true,
+            "age_pred": rng.normal(40, 10, size=n),
+        }
+    )
 
 
 def _histories() -> list[TrainingHistory]:
     return [
-        TrainingHistory(train_loss=[2.0, 1.5, 1.2, 1.0, 0.9], validation_loss=[2.1, 1.7, 1.5, 1.55, 1.6],
-                        learning_rate=[1e-3] * 5, best_epoch=2),
-        TrainingHistory(train_loss=[2.2, 1.6, 1.3], validation_loss=[2.3, 1.8, 1.7],
-                        learning_rate=[1e-3] * 3, best_epoch=2),
+        TrainingHistory(
+            train_loss=[2.0, 1.5, 1.2, 1.0, 0.9],
+            validation_loss=[2.1, 1.7, 1.5, 1.55, 1.6],
+            learning_rate=[1e-3] * 5,
+            best_epoch=2,
+        ),
+        TrainingHistory(
+            train_loss=[2.2, 1.6, 1.3], validation_loss=[2.3, 1.8, 1.7], learning_rate=[1e-3] * 3, best_epoch=2
+        ),
     ]
 
 
@@ -88,8 +101,14 @@ def test_full_report_writes_every_file(tmp_path):
     written = write_report(out, report, predictions, _histories(), command="persona train data --folds 2 --out report")
 
     names = {path.name for path in written}
-    assert names == {METRICS_FILE, "report.md", CONFUSION_FILE, AGE_SCATTER_FILE, LEARNING_CURVES_FILE,
-                     PREDICTIONS_FILE}
+    assert names == {
+        METRICS_FILE,
+        "report.md",
+        CONFUSION_FILE,
+        AGE_SCATTER_FILE,
+        LEARNING_CURVES_FILE,
+        PREDICTIONS_FILE,
+    }
     assert all(path.parent == out and path.is_file() for path in written)
 
     assert json.loads((out / METRICS_FILE).read_text()) == report
@@ -99,8 +118,14 @@ def test_full_report_writes_every_file(tmp_path):
 
 
 def test_markdown_has_command_protocol_table_folds_and_links(tmp_path):
-    write_report(tmp_path, _full_report(), _predictions(), _histories(),
-                 command="persona train data --folds 2 --out report", title="CV run")
+    write_report(
+        tmp_path,
+        _full_report(),
+        _predictions(),
+        _histories(),
+        command="persona train data --folds 2 --out report",
+        title="CV run",
+    )
     text = (tmp_path / "report.md").read_text()
 
     assert text.startswith("# CV run")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -128,8 +127,9 @@ def _start_and_wait_for_rows(predict_many: list[str], target: Path, rows: int) -
 
 
 @pytest.mark.parametrize("suffix", [".csv", pytest.param(".parquet", marks=pytest.mark.slow)])
-def test_sigkill_loses_at_most_the_batch_in_flight_and_resume_completes(suffix, predict_many, reference, tmp_path,
-                                                                       capsys):
+def test_sigkill_loses_at_most_the_batch_in_flight_and_resume_completes(
+    suffix, predict_many, reference, tmp_path, capsys
+):
     target = tmp_path / f"out{suffix}"
     process = _start_and_wait_for_rows(predict_many, target, rows=20)
     process.send_signal(signal.SIGKILL)
@@ -148,7 +148,8 @@ def test_sigkill_loses_at_most_the_batch_in_flight_and_resume_completes(suffix, 
 
 
 @pytest.mark.parametrize(
-    "stop", [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, marks=pytest.mark.slow, id="SIGTERM")]
+    "stop",
+    [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, marks=pytest.mark.slow, id="SIGTERM")],
 )
 def test_ctrl_c_publishes_a_valid_file_and_exits_130(stop, predict_many, reference, tmp_path, capsys):
     target = tmp_path / "out.parquet"

@@ -14,10 +14,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import SAMPLE_AUDIO, voice_like, run_cli as run
+from conftest import SAMPLE_AUDIO, run_cli as run, voice_like
+from persona_cli.embedding import embed_files
 from persona_cli.encoders import load_encoder
 from persona_cli.errors import UsageError
-from persona_cli.embedding import embed_files
 from persona_cli.options import PredictOptions
 from persona_cli.sharding import Shard
 
@@ -45,8 +45,14 @@ def mixed_files(tmp_path_factory) -> list[Path]:
     (folder / "empty.wav").write_bytes(b"")
     sf.write(folder / "too_short.wav", voice_like(0.1), 16_000)
     clips = sorted(SAMPLE_AUDIO.glob("*.mp3"))
-    return (clips[:3] + [voices[0], folder / "broken.wav"] + clips[3:6]
-            + [voices[1], voices[2], folder / "too_short.wav", folder / "empty.wav"] + clips[6:] + [voices[3]])
+    return (
+        clips[:3]
+        + [voices[0], folder / "broken.wav"]
+        + clips[3:6]
+        + [voices[1], voices[2], folder / "too_short.wav", folder / "empty.wav"]
+        + clips[6:]
+        + [voices[3]]
+    )
 
 
 def _embed(files, workers: int, batch_size: int) -> list:
@@ -68,7 +74,9 @@ def sequential(mixed_files) -> list:
 def test_parallel_workers_give_the_sequential_results_in_input_order(mixed_files, sequential, workers, batch_size):
     parallel = _embed(mixed_files, workers=workers, batch_size=batch_size)
     assert [r.path for r in parallel] == [Path(f) for f in mixed_files]
-    assert [(r.error, r.warning, r.duration_s) for r in parallel] == [(r.error, r.warning, r.duration_s) for r in sequential]
+    assert [(r.error, r.warning, r.duration_s) for r in parallel] == [
+        (r.error, r.warning, r.duration_s) for r in sequential
+    ]
     assert sum(r.error is not None for r in parallel) == 3
     for ours, theirs in zip(parallel, sequential):
         if theirs.vector is not None:
@@ -101,8 +109,7 @@ def test_shard_membership_is_the_same_in_every_process():
     """Python's own hash() is salted per process; the split must not be."""
     paths = [f"clips/{i}.mp3" for i in range(50)]
     here = [int(Shard(2, 3).holds(p)) for p in paths]
-    code = ("from persona_cli.sharding import Shard; "
-            f"print(''.join(str(int(Shard(2, 3).holds(p))) for p in {paths!r}))")
+    code = f"from persona_cli.sharding import Shard; print(''.join(str(int(Shard(2, 3).holds(p))) for p in {paths!r}))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert there.strip() == "".join(map(str, here))
@@ -123,8 +130,18 @@ def test_sharded_parquet_outputs_concatenate_into_the_unsharded_result(tmp_path:
     assert code == 0
     (tmp_path / "shards").mkdir()
     for k in range(1, 6):  # 9 clips in 5 shards: some shards may be empty, and must still be written
-        code, _, _ = run(["predict", str(SAMPLE_AUDIO), "--shard", f"{k}/5", "-o",
-                          str(tmp_path / "shards" / f"part-{k}.parquet"), "-q"], capsys)
+        code, _, _ = run(
+            [
+                "predict",
+                str(SAMPLE_AUDIO),
+                "--shard",
+                f"{k}/5",
+                "-o",
+                str(tmp_path / "shards" / f"part-{k}.parquet"),
+                "-q",
+            ],
+            capsys,
+        )
         assert code == 0
     whole = pd.read_parquet(tmp_path / "all.parquet").sort_values("path", ignore_index=True)
     parts = ds.dataset(tmp_path / "shards", format="parquet").to_table().to_pandas()
@@ -159,11 +176,14 @@ def test_streamed_output_equals_one_batch_output(mixed_files, suffix, bundled, t
     listing.write_text("".join(f"{f}\n" for f in mixed_files))
     model = [] if bundled else ["--model", str(tiny_model)]
     outputs = {}
-    for name, extra in {"streamed": ["--batch-size", "1", "--workers", "2"],
-                        "one_batch": ["--batch-size", "64", "--workers", "0"]}.items():
+    for name, extra in {
+        "streamed": ["--batch-size", "1", "--workers", "2"],
+        "one_batch": ["--batch-size", "64", "--workers", "0"],
+    }.items():
         outputs[name] = tmp_path / f"{name}{suffix}"
-        code, _, _ = run(["predict", "--files-from", str(listing), "-o", str(outputs[name]), "-q", *model, *extra],
-                         capsys)
+        code, _, _ = run(
+            ["predict", "--files-from", str(listing), "-o", str(outputs[name]), "-q", *model, *extra], capsys
+        )
         assert code == 1  # the broken files
     read = {".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True), ".parquet": pd.read_parquet}[suffix]
     streamed, one_batch = read(outputs["streamed"]), read(outputs["one_batch"])
@@ -176,7 +196,9 @@ def test_an_empty_shard_writes_an_empty_file_and_succeeds(tmp_path: Path, capsys
     running N of them sees no spurious failures."""
     clips = sorted(SAMPLE_AUDIO.glob("*.mp3"))
     empty = next(k for k in range(1, 51) if not Shard(k, 50).select(clips))
-    code, _, _ = run(["predict", str(SAMPLE_AUDIO), "--shard", f"{empty}/50", "-o", str(tmp_path / "p.parquet")], capsys)
+    code, _, _ = run(
+        ["predict", str(SAMPLE_AUDIO), "--shard", f"{empty}/50", "-o", str(tmp_path / "p.parquet")], capsys
+    )
     assert code == 0
     assert len(pd.read_parquet(tmp_path / "p.parquet")) == 0
 

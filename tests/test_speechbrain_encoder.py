@@ -23,7 +23,6 @@ if importlib.util.find_spec("speechbrain") is None:
     pytest.skip("the speechbrain extra is not installed", allow_module_level=True)
 
 from persona_cli.encoders import speechbrain as sb_encoders  # noqa: E402
-
 from speechbrain_folders import build_model_folder  # noqa: E402
 
 

@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import require_shared, voice_like, run_cli as run
+from conftest import require_shared, run_cli as run, voice_like
 from persona_cli.corpora import LabelledClip
-from persona_cli.model import load_model
 from persona_cli.cross_validation import make_folds
+from persona_cli.model import load_model
 from persona_cli.training import MISSING, Targets, TrainConfig, fit, multitask_loss
 
 
@@ -24,7 +24,9 @@ def clip(i: int, corpus: str, speaker: str, emotion=None, gender=None, age=None)
 
 def mixed_clips() -> list[LabelledClip]:
     """An emotion corpus without ages and an age corpus without emotions, like RAVDESS + Common Voice."""
-    acted = [clip(i, "acted", str(i % 6), ("anger", "sad", "happy")[i % 3], ("female", "male")[i % 2]) for i in range(60)]
+    acted = [
+        clip(i, "acted", str(i % 6), ("anger", "sad", "happy")[i % 3], ("female", "male")[i % 2]) for i in range(60)
+    ]
     crowd = [clip(i, "crowd", str(i // 2), None, ("female", "male")[i % 2], 20.0 + i % 40) for i in range(80)]
     return acted + crowd
 
@@ -94,8 +96,15 @@ def tiny_corpus(tmp_path: Path) -> Path:
         gender = ("male", "female")[i % 2]
         path = tmp_path / f"clip{i:02d}.wav"
         sf.write(path, voice_like(1.0, f0=(110 if gender == "male" else 220) + i, seed=i), 16_000)
-        rows.append({"path": path.name, "speaker": f"s{i % 8}", "emotion": ("anger", "sad")[i % 3 == 0],
-                     "gender": gender, "age": 20 + i})
+        rows.append(
+            {
+                "path": path.name,
+                "speaker": f"s{i % 8}",
+                "emotion": ("anger", "sad")[i % 3 == 0],
+                "gender": gender,
+                "age": 20 + i,
+            }
+        )
     manifest = tmp_path / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     return manifest
@@ -103,8 +112,10 @@ def tiny_corpus(tmp_path: Path) -> Path:
 
 def test_train_then_eval_end_to_end(tiny_corpus: Path, tmp_path: Path, capsys):
     out = tmp_path / "run"
-    code, stdout, err = run(["train", f"manifest:{tiny_corpus}", "--folds", "3", "--encoder", "mfcc",
-                             "--epochs", "3", "--out", str(out)], capsys)
+    code, stdout, err = run(
+        ["train", f"manifest:{tiny_corpus}", "--folds", "3", "--encoder", "mfcc", "--epochs", "3", "--out", str(out)],
+        capsys,
+    )
     assert code == 0, err
     assert "speaker-grouped 3-fold" in stdout and "| overall |" in stdout
     assert "24 labelled clips" in err or "read 24" in err
@@ -116,15 +127,19 @@ def test_train_then_eval_end_to_end(tiny_corpus: Path, tmp_path: Path, capsys):
         assert (out / name).is_file(), name
     predictions = pd.read_csv(out / "predictions.csv")
     folds = predictions.groupby("fold").speaker.apply(set).tolist()
-    assert all(not (a & b) for i, a in enumerate(folds) for b in folds[i + 1:])
+    assert all(not (a & b) for i, a in enumerate(folds) for b in folds[i + 1 :])
     model_path = out / "persona-mfcc.safetensors"
     assert load_model(model_path).metadata.training["clips"] == 24
 
     # a second run reuses every embedding and gives the same numbers
-    code, again, err = run(["train", f"manifest:{tiny_corpus}", "--folds", "3", "--encoder", "mfcc", "--epochs", "3"], capsys)
+    code, again, err = run(
+        ["train", f"manifest:{tiny_corpus}", "--folds", "3", "--encoder", "mfcc", "--epochs", "3"], capsys
+    )
     assert code == 0 and again == stdout and "24 reused from cache, 0 computed" in err
 
-    code, stdout, err = run(["eval", "--model", str(model_path), f"manifest:{tiny_corpus}", "--out", str(tmp_path / "eval")], capsys)
+    code, stdout, err = run(
+        ["eval", "--model", str(model_path), f"manifest:{tiny_corpus}", "--out", str(tmp_path / "eval")], capsys
+    )
     assert code == 0, err
     evaluation = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert evaluation["overall"]["gender"]["n"] == 24 and "no training" in evaluation["protocol"]
@@ -146,7 +161,10 @@ def test_full_cross_validation_on_shared_data(tmp_path: Path, capsys):
     assert code == 0, err
     metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert metrics["per_corpus"]["ravdess"]["gender"]["accuracy"] > 0.97
-    assert metrics["per_corpus"]["commonvoice"]["age"]["rmse"] < metrics["per_corpus"]["commonvoice"]["age"]["baseline_rmse"]
+    assert (
+        metrics["per_corpus"]["commonvoice"]["age"]["rmse"]
+        < metrics["per_corpus"]["commonvoice"]["age"]["baseline_rmse"]
+    )
 
 
 def _write_voices(folder: Path, names: list[str]) -> None:
@@ -210,8 +228,10 @@ def test_eval_bundled_model_on_every_reader(corpus, spec, tmp_path: Path, capsys
 def test_speaker_normalised_training_round_trips_through_train_and_eval(tiny_corpus: Path, tmp_path: Path, capsys):
     """A model trained on raw + speaker-normalised inputs records it, and eval feeds it the same inputs."""
     out = tmp_path / "run"
-    code, _, err = run(["train", str(tiny_corpus), "--folds", "0", "--epochs", "2", "--normalize", "speaker",
-                        "--out", str(out)], capsys)
+    code, _, err = run(
+        ["train", str(tiny_corpus), "--folds", "0", "--epochs", "2", "--normalize", "speaker", "--out", str(out)],
+        capsys,
+    )
     assert code == 0, err
     # the default encoder, and a name that says how it normalises
     model_path = out / "persona-ge2e-layers+prosody+mfcc-speaker.safetensors"
