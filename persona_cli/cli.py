@@ -166,36 +166,26 @@ def train_command(
     compare: opt.CompareOpt = False,
     normalize: opt.TrainNormalizeOpt = Normalization.none,
     test_corpus: opt.TestCorpusOpt = None,
+    weak_neutral: opt.WeakNeutralOpt = None,
     device: opt.DeviceOpt = "auto",
     batch_size: opt.BatchOpt = 32,
     quiet: opt.QuietOpt = False,
 ) -> None:
     """Train the multi-task model on labelled corpora, cross-validated; with --out, save a report and the final model."""
     _setup_logging(quiet)
-    recipe: dict[str, Any] = dict(
-        head=head.value if head else None,
-        epochs=epochs,
-        paper_recipe=paper_recipe,
-        seed=seed,
-        normalize=normalize.value,
-    )
-    settings: dict[str, Any] = dict(
-        folds=folds, split=split.value, encoder_source=encoder_source, device=device, batch_size=batch_size
-    )
     experiments = _experiments()
+    settings: dict[str, Any] = dict(folds=folds, split=split.value, encoder_source=encoder_source, out=out)
+    settings.update(head=head.value if head else None, epochs=epochs, paper_recipe=paper_recipe, seed=seed)
+    settings.update(normalize=normalize.value, device=device, batch_size=batch_size, command=_command_line())
     if compare:
-        if folds == 1:
-            raise UsageError("--compare needs --folds 2 or more")
-        if test_corpus:
-            raise UsageError("--test-corpus and --compare do not combine; run them separately")
+        if test_corpus or weak_neutral:
+            raise UsageError("--compare does not combine with --test-corpus or --weak-neutral; run them separately")
         from persona_cli.compare import compare_encoders
 
-        print(compare_encoders(data, out=out, command=_command_line(), **settings, **recipe))
+        print(compare_encoders(data, **settings))
         return
-    command = _command_line()
-    report = experiments.train(
-        data, encoder=encoder, test_corpus=test_corpus, out=out, command=command, **settings, **recipe
-    )
+    weak_neutral = weak_neutral or []
+    report = experiments.train(data, encoder=encoder, test_corpus=test_corpus, weak_neutral=weak_neutral, **settings)
     _print_metrics(report)
 
 

@@ -156,3 +156,12 @@ def _show_version(value: bool) -> None:
 
 
 VersionOpt = Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version.")]
+WeakNeutralOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--weak-neutral",
+        help="A corpus (reader name: librispeech, commonvoice...) whose clips without an emotion label train "
+        "as neutral: read speech. Repeat for several.",
+        show_default=False,
+    ),
+]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from persona_cli.cross_validation import cross_validate
-from persona_cli.errors import ModelLoadingError
+from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.experiments import embed_corpora, normalize_features, training_recipe
 from persona_cli.options import PredictOptions
 from persona_cli.predictor import build_encoder
@@ -35,6 +35,8 @@ def compare_encoders(
     """Cross-validate every encoder (mfcc, ge2e, and xvector/ecapa where their weights load) with both
     heads; returns a Markdown table shaped like the paper's Table 1 (also written to `out`).
     `recipe`: train()'s other settings (epochs, seed, normalize, paper_recipe; head is ignored)."""
+    if folds == 1:
+        raise UsageError("--compare needs --folds 2 or more")
     recipe.pop("head", None)
     config = training_recipe(head="fcn", **recipe)
     options = PredictOptions(encoder_source=encoder_source, device=device, batch_size=batch_size)

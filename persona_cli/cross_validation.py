@@ -189,7 +189,10 @@ def cross_validate(
         temperatures = _calibrate_out_of_corpus(pooled, corpora)
     # pooled metrics judge each clip by its own fold's model; the age baseline is each fold's training mean
     overall, per_corpus = score(pooled, corpora, float(baselines.mean()))
-    mean, std = summarize_folds([f["overall"] for f in fold_reports])
+    scored = [f["overall"] for f in fold_reports]
+    if split == "corpus":  # a corpus labelled with one emotion only (neutral read speech) has no UAR to average
+        scored = [{k: v for k, v in f.items() if k != "emotion" or _emotions_present(v) > 1} for f in scored]
+    mean, std = summarize_folds(scored)
     report = metrics_report(overall, per_corpus, folds=fold_reports, std=std, protocol=PROTOCOLS[split].format(k=folds))
     report["fold_mean"] = mean
     report["split"] = split
@@ -207,6 +210,10 @@ def cross_validate(
                 mean[task]["ece_calibrated"] = float(np.mean(scored))
     pooled["fold"] = fold_of
     return CrossValidation(report, pooled, histories, temperatures)
+
+
+def _emotions_present(emotion: dict) -> int:
+    return sum(1 for row in emotion["confusion"] if sum(row))
 
 
 def _calibrate_out_of_corpus(pooled: dict[str, np.ndarray], corpora: np.ndarray) -> dict[str, float]:

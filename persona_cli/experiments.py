@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import statistics
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from persona_cli.corpora import LabelledClip, read_corpora
+from persona_cli.corpora import LabelledClip, read_corpora, summarize
 from persona_cli.cross_validation import (
     cross_validate,
     emotion_shares,
@@ -62,6 +60,7 @@ def train(
     seed: int = 0,
     normalize: str = "none",
     test_corpus: str | None = None,
+    weak_neutral: Sequence[str] = (),
     out: str | Path | None = None,
     device: str = "auto",
     batch_size: int = 32,
@@ -73,14 +72,16 @@ def train(
     `data`: corpus folders or manifest CSVs (`NAME:PATH` forces a reader); `split`: speaker or
     random folds; `head`: fcn or cnn (default: the recipe's); `paper_recipe`: the paper's optimiser
     and early stopping; `normalize`: none, corpus or speaker; `test_corpus`: train on the other
-    corpora and score on this one instead of cross-validating; `out`: a folder for the report
+    corpora and score on this one instead of cross-validating; `weak_neutral`: corpora whose clips
+    without an emotion label train as neutral (read speech); `out`: a folder for the report
     (metrics.json, report.md, plots) and, unless `test_corpus`, a final model trained on all the data.
     """
     if split not in tuple(Split):
         raise UsageError(f"--split must be one of {', '.join(s.value for s in Split)}, not {split!r}")
     config = training_recipe(head=head, epochs=epochs, seed=seed, normalize=normalize, paper_recipe=paper_recipe)
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
-    labelled = normalize_features(embed_corpora(data, build_encoder(options), options), normalize)
+    labelled = embed_corpora(data, build_encoder(options), options)
+    labelled = normalize_features(weakly_neutral(labelled, weak_neutral), normalize)
     if test_corpus:
         report, predictions = cross_corpus(labelled, test_corpus, config)
         report["normalization"] = normalize
@@ -174,6 +175,22 @@ def embed_corpora(specs: Sequence[str], encoder: Encoder, options: PredictOption
     if not kept:
         raise UsageError("none of the clips could be embedded")
     return LabelledFeatures([c for c, _ in kept], np.stack([v for _, v in kept]), encoder.name, encoder.revision)
+
+
+def weakly_neutral(data: LabelledFeatures, corpora: Sequence[str]) -> LabelledFeatures:
+    """The clips of `corpora` that carry no emotion label, labelled neutral: read speech (audiobooks,
+    read prompts) is overwhelmingly neutral, and without such examples the emotion head has only acted
+    neutral to learn from, so ordinary speech comes out as whatever it resembles most."""
+    unknown = set(corpora) - {c.corpus for c in data.clips}
+    if unknown:
+        raise UsageError(f"--weak-neutral {', '.join(sorted(unknown))}: no clips of that corpus were read")
+    clips = [
+        dataclasses.replace(c, emotion="neutral", emotion_raw="(weak: read speech)")
+        if c.corpus in corpora and c.emotion is None and c.emotion_raw is None
+        else c
+        for c in data.clips
+    ]
+    return dataclasses.replace(data, clips=clips)
 
 
 def normalize_features(data: LabelledFeatures, how: str) -> LabelledFeatures:
@@ -289,64 +306,6 @@ def score_model(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.D
     return report, predictions_frame(data.clips, table)
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """Left-aligned first column, right-aligned numbers, widths from the content."""
-    cells = [[str(cell) for cell in row] for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return [
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-        for row in cells
-    ]
-
-
-def summarize(clips: Sequence[LabelledClip]) -> str:
-    """What a training run read: clips and labels per corpus, emotion labels, genders, ages."""
-    if not clips:
-        return "no clips"
-    corpora = list(dict.fromkeys(clip.corpus for clip in clips))  # first-seen order
-
-    def counts(group: Sequence[LabelledClip]) -> list[object]:
-        return [
-            len(group),
-            len({c.speaker for c in group}),
-            sum(c.emotion is not None for c in group),
-            sum(c.gender is not None for c in group),
-            sum(c.age is not None for c in group),
-        ]
-
-    per_corpus = [[name, *counts([c for c in clips if c.corpus == name])] for name in corpora]
-    header = ["corpus", "clips", "speakers", "emotion", "gender", "age"]
-    lines = _table(header, [*per_corpus, ["all", *counts(clips)]])
-
-    raw = Counter((c.corpus, c.emotion_raw, c.emotion) for c in clips if c.emotion_raw is not None)
-    if raw:
-        lines += [
-            "",
-            *_table(
-                ["emotion label", "-> task", "clips"],
-                [
-                    [f"{corpus}:{label}", mapped or "(masked)", n]
-                    for (corpus, label, mapped), n in sorted(raw.items(), key=lambda item: item[0][:2])
-                ],
-            ),
-        ]
-        emotions = Counter(c.emotion for c in clips if c.emotion is not None)
-        lines += ["", *_table(["emotion", "clips"], [[e, emotions[e]] for e in EMOTIONS])]
-
-    genders = Counter(c.gender for c in clips if c.gender is not None)
-    lines += ["", *_table(["gender", "clips"], [[g, genders[g]] for g in GENDERS])]
-
-    ages = [c.age for c in clips if c.age is not None]
-    if ages:
-        lines += [
-            "",
-            f"age: {len(ages)} labelled, mean {statistics.fmean(ages):.1f}, min {min(ages):g}, max {max(ages):g} years",
-        ]
-    else:
-        lines += ["", "age: none labelled"]
-    return "\n".join(lines)
-
-
 def headline_figures(report: dict) -> dict:
     """The scalar metrics of a CV report (no confusion matrices), to store in a model's metadata."""
 
@@ -376,7 +335,6 @@ __all__ = [
     "normalize_features",
     "predictions_frame",
     "score_model",
-    "summarize",
     "train",
     "train_final_model",
     "training_recipe",

@@ -49,32 +49,92 @@ def read_speech_is_neutral(features: np.ndarray, clips: list[LabelledClip]) -> t
     return features, relabelled
 
 
-#: name -> (recipe changes, what is done to the training data)
-VARIANTS: dict[str, tuple[dict, Transform]] = {
-    "default": ({}, unchanged),
-    "balance-corpora": ({"balance_corpora": True}, unchanged),
-    "adversarial-0.3": ({"corpus_adversarial": 0.3}, unchanged),
-    "adversarial-1": ({"corpus_adversarial": 1.0}, unchanged),
-    "read-neutral": ({}, read_speech_is_neutral),
-    "balance+read-neutral": ({"balance_corpora": True}, read_speech_is_neutral),
-    "balance+adversarial-0.3": ({"balance_corpora": True, "corpus_adversarial": 0.3}, unchanged),
+#: where each part of the default fused vector (ge2e-layers+prosody+mfcc) lies
+BLOCKS = {
+    "ge2e": slice(0, 256),
+    "layers": slice(256, 1280),
+    "layers-mean": slice(256, 768),
+    "layers-std": slice(768, 1280),
+    "prosody": slice(1280, 1317),
+    "mfcc": slice(1317, 1477),
+    "mfcc-mean": slice(1317, 1357),  # the average spectral envelope: mostly microphone and room
+    "mfcc-dynamics": slice(1357, 1477),  # MFCC std, delta mean and std
 }
 
 
-def run_variant(data: LabelledFeatures, changes: dict, transform: Transform, seed: int, held_out: list[str]) -> dict:
+def keep(*blocks: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Only some parts of the default fused vector, for features that may mostly encode the channel."""
+    return lambda features: np.hstack([features[:, BLOCKS[b]] for b in blocks])
+
+
+def all_features(features: np.ndarray) -> np.ndarray:
+    return features
+
+
+#: name -> (recipe changes, what is done to the training clips, what is done to every clip's features)
+VARIANTS: dict[str, tuple[dict, Transform, Callable[[np.ndarray], np.ndarray]]] = {
+    "default": ({}, unchanged, all_features),
+    "balance-corpora": ({"balance_corpora": True}, unchanged, all_features),
+    "adversarial-0.3": ({"corpus_adversarial": 0.3}, unchanged, all_features),
+    "adversarial-1": ({"corpus_adversarial": 1.0}, unchanged, all_features),
+    "read-neutral": ({}, read_speech_is_neutral, all_features),
+    "balance+read-neutral": ({"balance_corpora": True}, read_speech_is_neutral, all_features),
+    "balance+adversarial-0.3": ({"balance_corpora": True, "corpus_adversarial": 0.3}, unchanged, all_features),
+    "read-neutral-no-mfcc": ({}, read_speech_is_neutral, keep("ge2e", "layers", "prosody")),
+    "read-neutral-layers+prosody": ({}, read_speech_is_neutral, keep("layers", "prosody")),
+    "read-neutral-no-ge2e": ({}, read_speech_is_neutral, keep("layers", "prosody", "mfcc")),
+    "read-neutral-prosody+mfcc": ({}, read_speech_is_neutral, keep("prosody", "mfcc")),
+    "read-neutral-no-mfcc-mean": ({}, read_speech_is_neutral, keep("ge2e", "layers", "prosody", "mfcc-dynamics")),
+    "read-neutral-dynamics": ({}, read_speech_is_neutral, keep("layers-std", "prosody", "mfcc-dynamics")),
+    "no-mfcc": ({}, unchanged, keep("ge2e", "layers", "prosody")),
+}
+
+
+def run_variant(
+    data: LabelledFeatures,
+    changes: dict,
+    transform: Transform,
+    select: Callable[[np.ndarray], np.ndarray],
+    seed: int,
+    held_out: list[str],
+    ensemble: int = 1,
+) -> dict:
     config = dataclasses.replace(TrainConfig(), seed=seed, **changes)
     corpora = np.array([c.corpus for c in data.clips])
+    data = dataclasses.replace(data, features=select(data.features))
     tables = {}
     for name in held_out:
         train = np.flatnonzero(corpora != name)
         features, clips = transform(data.features[train], [data.clips[i] for i in train])
         targets = Targets.from_clips(clips)
-        model, _ = fit(features, targets, [c.speaker for c in clips], data.encoder, config)
         test = np.flatnonzero(corpora == name)
-        table = prediction_table(model, data.features[test], [data.clips[i] for i in test])
+        test_clips = [data.clips[i] for i in test]
+        members = [
+            prediction_table(
+                fit(features, targets, [c.speaker for c in clips], data.encoder, dataclasses.replace(config, seed=s))[
+                    0
+                ],
+                data.features[test],
+                test_clips,
+            )
+            for s in range(seed, seed + ensemble)
+        ]
+        table = average(members)
         forget_untrained_tasks(table, targets)
         tables[name] = table
     return summarize(tables)
+
+
+def average(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """An ensemble's table: mean probabilities (log-probabilities serve as its logits), mean age."""
+    table = dict(members[0])
+    for task in ("emotion", "gender"):
+        probabilities = np.mean([softmax(m[f"{task}_logits"]) for m in members], axis=0)
+        table[f"{task}_logits"] = np.log(np.maximum(probabilities, 1e-12))
+        table[f"{task}_pred"] = probabilities.argmax(1)
+        table[f"{task}_confidence"] = probabilities.max(1)
+    table["age_pred"] = np.mean([m["age_pred"] for m in members], axis=0)
+    return table
 
 
 def summarize(tables: dict[str, dict[str, np.ndarray]]) -> dict:
@@ -123,6 +183,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--held-out", nargs="+", default=[*EMOTION_CORPORA, *READ_SPEECH], choices=CORPORA)
+    parser.add_argument("--ensemble", type=int, default=1, help="models per fold (seeds seed..seed+N-1), averaged")
     parser.add_argument("--json", type=Path, help="also write every result here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -130,11 +191,12 @@ def main() -> None:
     data = embed_corpora([str(DATA / name) for name in CORPORA], build_encoder(options), options)
     results = {}
     for name in args.variants:
-        changes, transform = VARIANTS[name]
+        changes, transform, select = VARIANTS[name]
         for seed in args.seeds:
-            result = run_variant(data, changes, transform, seed, args.held_out)
-            results[f"{name} seed {seed}"] = result
-            print(line(f"{name} seed {seed}", result), flush=True)
+            result = run_variant(data, changes, transform, select, seed, args.held_out, args.ensemble)
+            label = f"{name} seed {seed}" + (f" x{args.ensemble}" if args.ensemble > 1 else "")
+            results[label] = result
+            print(line(label, result), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -112,3 +112,17 @@ def test_a_model_applies_its_temperature_without_changing_its_choices():
 def test_split_corpus_is_offered_and_a_wrong_split_lists_it(capsys):
     code, _, err = run(["train", "x", "--split", "sideways"], capsys)
     assert code == 2 and "corpus" in err
+
+
+def test_weak_neutral_labels_only_the_unlabelled_clips_of_the_named_corpora():
+    from persona_cli.errors import UsageError
+    from persona_cli.experiments import LabelledFeatures, weakly_neutral
+
+    features, clips = three_corpora()
+    data = weakly_neutral(LabelledFeatures(clips, features, "test"), ["read"])
+    assert all(
+        c.emotion == "neutral" and c.emotion_raw == "(weak: read speech)" for c in data.clips if c.corpus == "read"
+    )
+    assert [c.emotion for c in data.clips if c.corpus != "read"] == [c.emotion for c in clips if c.corpus != "read"]
+    with pytest.raises(UsageError, match="--weak-neutral nosuch: no clips of that corpus"):
+        weakly_neutral(data, ["nosuch"])

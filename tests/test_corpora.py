@@ -20,9 +20,9 @@ from persona_cli.corpora import (
     detect_reader,
     read_corpora,
     read_corpus,
+    summarize,
 )
 from persona_cli.errors import UsageError
-from persona_cli.experiments import summarize
 from persona_cli.labels import EMOTIONS, GENDERS
 
 # --- real corpora ------------------------------------------------------------------------------------

@@ -24,10 +24,12 @@ from persona_cli.corpora.commonvoice import read_commonvoice
 from persona_cli.corpora.layouts import LAYOUTS, detect_reader
 from persona_cli.corpora.librispeech import read_librispeech
 from persona_cli.corpora.manifest import read_manifest
+from persona_cli.corpora.summary import summarize
 from persona_cli.corpora.urdu import read_urdu
 from persona_cli.errors import UsageError
 
 __all__ = [
+    "summarize",
     "AGE_BUCKETS",
     "EMODB_SPEAKERS",
     "LAYOUTS",
