@@ -14,7 +14,7 @@ import numpy as np
 
 from persona_cli.calibration import expected_calibration_error, fit_temperature, softmax
 from persona_cli.corpora import LabelledClip
-from persona_cli.labels import EMOTIONS, MISSING
+from persona_cli.labels import EMOTIONS, MISSING, WEAK_NEUTRAL
 from persona_cli.model import PersonaModel
 from persona_cli.training import Targets, TrainConfig, TrainingHistory, fit
 
@@ -65,6 +65,8 @@ def prediction_table(model: PersonaModel, features: np.ndarray, clips: Sequence[
     """Predicted and true labels side by side, as index arrays (MISSING / NaN where unlabelled)."""
     predictions = model.predict(features)
     targets = Targets.from_clips(clips)
+    weak = np.array([c.emotion_raw == WEAK_NEUTRAL for c in clips], bool)
+    targets.emotion[weak] = MISSING  # trained on, never scored (labels.WEAK_NEUTRAL)
     return {
         "emotion_true": targets.emotion,
         "emotion_pred": predictions.emotion_probs.argmax(1),

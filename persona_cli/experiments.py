@@ -26,7 +26,7 @@ from persona_cli.cross_validation import (
 from persona_cli.embedding_cache import EmbeddingCache
 from persona_cli.encoders import DEFAULT_ENCODER, Encoder
 from persona_cli.errors import ModelLoadingError, UsageError
-from persona_cli.labels import EMOTIONS, GENDERS, MISSING
+from persona_cli.labels import EMOTIONS, GENDERS, MISSING, WEAK_NEUTRAL
 from persona_cli.metrics import metrics_report
 from persona_cli.model import PersonaModel, model_file_name
 from persona_cli.normalization import check_normalization, input_width, network_inputs, training_groups
@@ -185,7 +185,7 @@ def weakly_neutral(data: LabelledFeatures, corpora: Sequence[str]) -> LabelledFe
     if unknown:
         raise UsageError(f"--weak-neutral {', '.join(sorted(unknown))}: no clips of that corpus were read")
     clips = [
-        dataclasses.replace(c, emotion="neutral", emotion_raw="(weak: read speech)")
+        dataclasses.replace(c, emotion="neutral", emotion_raw=WEAK_NEUTRAL)
         if c.corpus in corpora and c.emotion is None and c.emotion_raw is None
         else c
         for c in data.clips

@@ -6,3 +6,7 @@ GENDERS = ("female", "male")
 
 #: class index of a missing label (emotion, gender); a missing age is NaN
 MISSING = -1
+
+#: emotion_raw of a clip labelled neutral only because its corpus is read speech (`--weak-neutral`):
+#: such labels train the emotion head but are never scored, so no report mistakes them for a judgement
+WEAK_NEUTRAL = "(weak: read speech)"
