@@ -63,6 +63,9 @@ class TrainConfig:
     # Weight of a corpus classifier trained against the trunk through gradient reversal (Ganin &
     # Lempitsky 2015): the shared features are pushed to stop telling the corpora apart. 0: off.
     corpus_adversarial: float = 0.0
+    # Share of each emotion target spread over the other classes (Szegedy et al. 2016): a head that
+    # must never be certain stays less over-confident on recordings unlike its training. 0: off.
+    label_smoothing: float = 0.0
     # the features arrive already normalised (experiments.normalize_features); this records how, in the model
     normalization: str = "none"
     seed: int = 0
@@ -150,6 +153,7 @@ def multitask_loss(
     targets: dict[str, torch.Tensor],
     emotion_weight: torch.Tensor | None = None,
     sample_weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """CE(emotion) + CE(gender) + MSE(age z-score), each a weighted mean over the clips that have that
     label; `emotion_weight` weights the emotion classes (as torch's CE does), `sample_weight` the clips."""
@@ -164,7 +168,9 @@ def multitask_loss(
     if known.any():
         labels = targets["emotion"][known]
         class_weight = weight[known] if emotion_weight is None else weight[known] * emotion_weight[labels]
-        losses = nn.functional.cross_entropy(emotion_logits[known], labels, reduction="none")
+        losses = nn.functional.cross_entropy(
+            emotion_logits[known], labels, reduction="none", label_smoothing=label_smoothing
+        )
         loss = loss + weighted_mean(losses, class_weight)
     known = targets["gender"] != MISSING
     if known.any():
@@ -299,7 +305,9 @@ def _fit(
                 inputs = inputs + noise * network.feature_std
             batch_y = {k: v[batch] for k, v in train_y.items()}
             shared = network.shared(inputs)
-            loss = multitask_loss(network.heads(shared), batch_y, emotion_weight, batch_y["weight"])
+            loss = multitask_loss(
+                network.heads(shared), batch_y, emotion_weight, batch_y["weight"], config.label_smoothing
+            )
             if adversary is not None:
                 reversed_shared = _ReverseGradient.apply(shared, config.corpus_adversarial)
                 loss = loss + nn.functional.cross_entropy(adversary(reversed_shared), batch_y["corpus"])

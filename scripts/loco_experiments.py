@@ -87,6 +87,16 @@ VARIANTS: dict[str, tuple[dict, Transform, Callable[[np.ndarray], np.ndarray]]] 
     "read-neutral-no-mfcc-mean": ({}, read_speech_is_neutral, keep("ge2e", "layers", "prosody", "mfcc-dynamics")),
     "read-neutral-dynamics": ({}, read_speech_is_neutral, keep("layers-std", "prosody", "mfcc-dynamics")),
     "no-mfcc": ({}, unchanged, keep("ge2e", "layers", "prosody")),
+    "read-neutral-no-mfcc-smooth": (
+        {"label_smoothing": 0.2},
+        read_speech_is_neutral,
+        keep("ge2e", "layers", "prosody"),
+    ),
+    "read-neutral-no-mfcc-balance": (
+        {"balance_corpora": True},
+        read_speech_is_neutral,
+        keep("ge2e", "layers", "prosody"),
+    ),
 }
 
 
