@@ -254,7 +254,7 @@ def test_ge2e_layers_pool_gives_the_statistics_of_all_the_chunks_frames(encoders
 
 def test_registry_names():
     assert {"ge2e", "mfcc", "xvector", "ecapa"} <= set(ENCODER_NAMES)
-    assert DEFAULT_ENCODER == "ge2e-layers+prosody+mfcc"
+    assert DEFAULT_ENCODER == "ge2e-layers+prosody"
 
 
 def test_unknown_encoder_is_a_usage_error():

@@ -271,9 +271,9 @@ def test_damaged_checkpoint_messages_say_what_is_wrong(tmp_path, kind, expected)
 
 
 BUNDLED = [
-    pytest.param("ge2e-layers+prosody+mfcc", "none", 1477, id="ge2e-layers+prosody+mfcc"),
-    pytest.param("ge2e-layers+prosody+mfcc", "speaker", 1477, id="ge2e-layers+prosody+mfcc-speaker"),
-    pytest.param("ge2e-layers+prosody+mfcc", "corpus", 1477, id="ge2e-layers+prosody+mfcc-corpus"),
+    pytest.param("ge2e-layers+prosody", "none", 1317, id="ge2e-layers+prosody"),
+    pytest.param("ge2e-layers+prosody", "speaker", 1317, id="ge2e-layers+prosody-speaker"),
+    pytest.param("ge2e-layers+prosody", "corpus", 1317, id="ge2e-layers+prosody-corpus"),
     pytest.param("ge2e", "none", 256, id="ge2e"),
 ]
 
@@ -315,8 +315,8 @@ def load_predictor(options: PredictOptions):
 
 def test_load_predictor_defaults_to_the_bundled_default_model():
     encoder, model = load_predictor(PredictOptions(device="cpu"))
-    assert encoder.name == "ge2e-layers+prosody+mfcc" and encoder.dim == 1477
-    assert model.name == "persona-ge2e-layers+prosody+mfcc"
+    assert encoder.name == "ge2e-layers+prosody" and encoder.dim == 1317
+    assert model.name == "persona-ge2e-layers+prosody"
 
 
 def test_model_for_another_encoder_is_refused(tmp_path):

@@ -30,13 +30,13 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 }
 
 #: fused encoders offered by name; any "A+B" of registered names (and `hf:` models) also works
-FUSED_NAMES = ("ge2e-layers+prosody+mfcc", "ge2e+prosody+mfcc", "ge2e+prosody", "ge2e+egemaps")
+FUSED_NAMES = ("ge2e-layers+prosody", "ge2e-layers+prosody+mfcc", "ge2e+prosody+mfcc", "ge2e+prosody", "ge2e+egemaps")
 ENCODER_NAMES = tuple(_REGISTRY) + FUSED_NAMES
-# the speaker embedding with its upper LSTM layers' frame statistics, 37 prosodic functionals and
-# MFCC statistics: the best RAVDESS emotion of the encoders tried, well above ge2e alone and above
-# the same set without the layer statistics, and still fast on 2 CPU cores (docs/measurements.md,
-# "Default encoder"; README, "Training and evaluation" and "Speed and scale")
-DEFAULT_ENCODER = "ge2e-layers+prosody+mfcc"
+# the speaker embedding with its upper LSTM layers' frame statistics and 37 prosodic functionals.
+# Without the MFCC statistics it once fused: their average spectral envelope is mostly microphone
+# and room, so they helped within a corpus and hurt on corpora left out of training
+# (docs/measurements.md, "Default encoder"; README, "On recordings unlike the training corpora")
+DEFAULT_ENCODER = "ge2e-layers+prosody"
 
 #: the open family of Hugging Face speech models (encoders/huggingface.py)
 HF_PREFIX = "hf:"
