@@ -207,7 +207,11 @@ def cross_validate(
                     corpus_report[task]["ece_calibrated"] = _calibrated_ece(pooled, corpora == name, task)
             if task in overall:
                 overall[task]["ece_calibrated"] = _calibrated_ece(pooled, np.ones(len(clips), bool), task)
-            scored = [r[task]["ece_calibrated"] for r in per_corpus.values() if task in r]
+            scored = [
+                r[task]["ece_calibrated"]
+                for r in per_corpus.values()
+                if task in r and (task == "gender" or _emotions_present(r[task]) > 1)
+            ]
             if task in mean and scored:
                 mean[task]["ece_calibrated"] = float(np.mean(scored))
     pooled["fold"] = fold_of
