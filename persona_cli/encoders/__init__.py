@@ -27,6 +27,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "ecapa": ("persona_cli.encoders.speechbrain", "load_ecapa"),
     "prosody": ("persona_cli.encoders.prosody", "load_prosody"),
     "egemaps": ("persona_cli.encoders.egemaps", "load_egemaps"),
+    "vfs": ("persona_cli.encoders.vfs", "load_vfs"),
 }
 
 #: fused encoders offered by name; any "A+B" of registered names (and `hf:` models) also works
