@@ -84,9 +84,7 @@ def test_sample_audio_gives_a_sensible_row_per_clip(capsys):
     correct = sum(truth[Path(p).name] == g for p, g in zip(table.path, table.gender))
     assert correct >= 8
     assert table.age.between(10, 90).all()
-    assert set(table.encoder) == {"ge2e-layers+prosody"} and set(table["model"]) == {
-        "persona-ge2e-layers+prosody"
-    }
+    assert set(table.encoder) == {"ge2e-layers+prosody"} and set(table["model"]) == {"persona-ge2e-layers+prosody"}
     assert "9 files" in err  # the summary line goes to stderr, never into the results
 
 

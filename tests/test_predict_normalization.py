@@ -93,9 +93,9 @@ def test_normalize_without_a_model_picks_the_bundled_model_trained_that_way(
     code, _, err = run(["predict", str(two_speakers), "--normalize", normalization, "-o", str(output)], capsys)
     assert code == 0, err
     rows = pd.read_csv(output)
-    assert set(rows["model"]) == {f"persona-ge2e-layers+prosody-{normalization}"} and set(
-        rows["normalization"]
-    ) == {normalization}
+    assert set(rows["model"]) == {f"persona-ge2e-layers+prosody-{normalization}"} and set(rows["normalization"]) == {
+        normalization
+    }
     assert rows["error"].isna().all() and rows["age"].between(10, 90).all()
 
 
