@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import groupby
 
 import numpy as np
@@ -60,3 +60,16 @@ def padded_mono(wave: np.ndarray, index: int, min_samples: int) -> np.ndarray:
     if array.size < min_samples:
         array = np.pad(array, (0, min_samples - array.size))
     return array
+
+
+def embed_in_equal_length_batches(
+    waves: Sequence[np.ndarray], encode: Callable[[np.ndarray], np.ndarray], dim: int, max_batch: int, min_samples: int
+) -> np.ndarray:
+    """(n, dim) embeddings of `waves` for a network that must not see padding: each wave checked and
+    padded to `min_samples` alone, then waves of equal length encoded together by `encode`
+    ((batch, samples) -> (batch, dim)), and the rows put back in input order."""
+    arrays = [padded_mono(wave, index, min_samples) for index, wave in enumerate(waves)]
+    out = np.zeros((len(arrays), dim), np.float32)
+    for indices in equal_length_batches([len(a) for a in arrays], max_batch):
+        out[indices] = encode(np.stack([arrays[i] for i in indices]))
+    return out

@@ -53,7 +53,7 @@ from persona_cli.encoders._hub import (
     looks_like_hub_id,
 )
 from persona_cli.encoders._torchaudio_shim import import_torchaudio_without_extension
-from persona_cli.encoders.base import Encoder, equal_length_batches, padded_mono
+from persona_cli.encoders.base import Encoder, embed_in_equal_length_batches
 from persona_cli.errors import ModelLoadingError
 
 log = logging.getLogger("persona")
@@ -89,11 +89,10 @@ class SpeechBrainEncoder(Encoder):
         return embeddings.reshape(batch.shape[0], -1).float().cpu().numpy()
 
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        arrays = [padded_mono(wave, index, MIN_SAMPLES) for index, wave in enumerate(waves)]
-        out = np.zeros((len(arrays), self.dim), np.float32)
-        for indices in equal_length_batches([len(a) for a in arrays], self.max_batch):
-            out[indices] = self._encode(torch.from_numpy(np.stack([arrays[i] for i in indices])))
-        return out
+        def encode(batch: np.ndarray) -> np.ndarray:
+            return self._encode(torch.from_numpy(batch))
+
+        return embed_in_equal_length_batches(waves, encode, self.dim, self.max_batch, MIN_SAMPLES)
 
 
 def _deterministic_pooling_noise(shape_of_tensor: torch.Size, device: Any = None, *, eps: float) -> torch.Tensor:
