@@ -313,13 +313,24 @@ def iter_waveform_chunks(
     size = round(chunk_seconds * SAMPLE_RATE)
     if size <= 0:
         raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
-    samples = np.asarray(wave, dtype=np.float32)
+    raw = np.asarray(wave)
+    # integer PCM (scipy.io.wavfile, pydub) is scaled to [-1, 1] as soundfile scales it from a file
+    if raw.dtype.kind == "i":
+        samples = raw.astype(np.float32) / np.float32(-np.iinfo(raw.dtype).min)
+    elif raw.dtype.kind == "u":  # unsigned PCM (8-bit WAV) is centred on half its range
+        middle = np.float32(np.iinfo(raw.dtype).max // 2 + 1)
+        samples = (raw.astype(np.float32) - middle) / middle
+    else:
+        samples = np.asarray(raw, dtype=np.float32)
     if samples.ndim == 1:
         samples = samples[:, None]
     if samples.ndim != 2:
         raise AudioLoadError(f"a waveform must be 1-D or (frames, channels), not {samples.ndim}-D")
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+    if 0 < samples.shape[0] < samples.shape[1]:  # librosa and torchaudio put channels first
+        raise AudioLoadError(f"a waveform must be (frames, channels), not {samples.shape}: transpose it")
+    if not float(sample_rate).is_integer() or sample_rate <= 0:
         raise AudioLoadError(f"unsupported sample rate: {sample_rate} Hz")
+    sample_rate = int(sample_rate)
     stats = SignalStats() if stats is None else stats
     stats.sample_rate = int(sample_rate)
     mono = stats.add(samples).mean(axis=1, dtype=np.float32)

@@ -35,7 +35,7 @@ def compare_encoders(
     """Cross-validate every encoder (mfcc, ge2e, and xvector/ecapa where their weights load) with both
     heads; returns a Markdown table shaped like the paper's Table 1 (also written to `out`).
     `recipe`: train()'s other settings (epochs, seed, normalize, paper_recipe; head is ignored)."""
-    if folds == 1:
+    if folds < 2:
         raise UsageError("--compare needs --folds 2 or more")
     recipe.pop("head", None)
     config = training_recipe(head="fcn", **recipe)

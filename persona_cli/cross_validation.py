@@ -163,6 +163,8 @@ def cross_validate(
     histories: list[TrainingHistory] = []
     baselines = np.zeros(len(clips), np.float32)
     test_sets = make_folds(clips, folds, split, config.seed)
+    if split == "corpus" and len(test_sets) < 2:
+        raise ValueError("leave-one-corpus-out needs at least two corpora")
     folds = len(test_sets)  # leave-one-corpus-out: one per corpus, whatever was asked
     for k, test_index in enumerate(test_sets):
         train_index = np.setdiff1d(np.arange(len(clips)), test_index)

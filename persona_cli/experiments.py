@@ -30,7 +30,7 @@ from persona_cli.labels import EMOTIONS, GENDERS, MISSING, WEAK_NEUTRAL
 from persona_cli.metrics import metrics_report
 from persona_cli.model import PersonaModel, model_file_name
 from persona_cli.normalization import check_normalization, input_width, network_inputs, training_groups
-from persona_cli.options import Head, PredictOptions, Split
+from persona_cli.options import Head, PredictOptions, Split, plain
 from persona_cli.predictor import Predictor, build_encoder
 from persona_cli.training import PAPER_RECIPE, Targets, TrainConfig, TrainingHistory, fit
 
@@ -76,11 +76,18 @@ def train(
     without an emotion label train as neutral (read speech); `out`: a folder for the report
     (metrics.json, report.md, plots) and, unless `test_corpus`, a final model trained on all the data.
     """
+    split, normalize, head = plain(split), plain(normalize), plain(head)
     if split not in tuple(Split):
         raise UsageError(f"--split must be one of {', '.join(s.value for s in Split)}, not {split!r}")
     config = training_recipe(head=head, epochs=epochs, seed=seed, normalize=normalize, paper_recipe=paper_recipe)
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
-    labelled = embed_corpora(data, build_encoder(options), options)
+    clips = read_corpora(data)
+    corpora = {c.corpus for c in clips}
+    if split == "corpus" and len(corpora) < 2:
+        raise UsageError("--split corpus holds out one corpus at a time: give at least two corpora")
+    if set(weak_neutral) - corpora:
+        raise UsageError(f"--weak-neutral {', '.join(sorted(set(weak_neutral) - corpora))}: no clips of that corpus")
+    labelled = embed_clips(clips, build_encoder(options), options)
     labelled = normalize_features(weakly_neutral(labelled, weak_neutral), normalize)
     if test_corpus:
         report, predictions = cross_corpus(labelled, test_corpus, config)
@@ -89,13 +96,13 @@ def train(
             out,
             report,
             predictions,
-            title=f"persona train: {encoder} + {head}, tested on {test_corpus}",
+            title=f"persona train: {encoder} + {config.head}, tested on {test_corpus}",
             command=command,
         )
         return report
     summary = {**data_summary(labelled), "recipe": dataclasses.asdict(config), "command": command}
     report, temperatures = {}, {}
-    if folds >= 2:
+    if folds >= 2 or split == "corpus":  # leave-one-corpus-out ignores --folds
         result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
         report, temperatures = result.report, result.temperatures
         _write_report(
@@ -160,8 +167,12 @@ def _write_report(
 
 
 def embed_corpora(specs: Sequence[str], encoder: Encoder, options: PredictOptions) -> LabelledFeatures:
-    """Read every corpus, print what was read, and embed each clip once (reusing the on-disk cache)."""
-    clips = read_corpora(specs)
+    """Read every corpus and embed each clip once (reusing the on-disk cache)."""
+    return embed_clips(read_corpora(specs), encoder, options)
+
+
+def embed_clips(clips: Sequence[LabelledClip], encoder: Encoder, options: PredictOptions) -> LabelledFeatures:
+    """Print what was read, and embed each clip once (reusing the on-disk cache)."""
     log.info("read %d labelled clips:\n%s", len(clips), summarize(clips))
     cache = EmbeddingCache(encoder, encoder_source=options.encoder_source)
     results = cache.embed([c.path for c in clips], options)
@@ -183,7 +194,7 @@ def weakly_neutral(data: LabelledFeatures, corpora: Sequence[str]) -> LabelledFe
     neutral to learn from, so ordinary speech comes out as whatever it resembles most."""
     unknown = set(corpora) - {c.corpus for c in data.clips}
     if unknown:
-        raise UsageError(f"--weak-neutral {', '.join(sorted(unknown))}: no clips of that corpus were read")
+        raise UsageError(f"--weak-neutral {', '.join(sorted(unknown))}: no clips of that corpus")
     clips = [
         dataclasses.replace(c, emotion="neutral", emotion_raw=WEAK_NEUTRAL)
         if c.corpus in corpora and c.emotion is None and c.emotion_raw is None

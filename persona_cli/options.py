@@ -40,6 +40,12 @@ class Engine(str, Enum):
     ray = "ray"  # a Ray cluster through Ray Data (ray_engine.py)
 
 
+def plain(choice):
+    """A choice as its plain string (`Normalization.corpus` -> "corpus"), whatever the caller passed:
+    file names and messages are built from it, and a str enum would format as its member name."""
+    return choice.value if isinstance(choice, Enum) else choice
+
+
 @dataclass
 class PredictOptions:
     """Settings for predicting and embedding, shared by the Python API and `persona predict/embed`."""
@@ -58,5 +64,8 @@ class PredictOptions:
     # normalisation (files it does not cover are grouped by their parent folder)
     speakers: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.normalization = plain(self.normalization)
 
-__all__ = ["Engine", "Head", "Normalization", "PredictOptions", "Split"]
+
+__all__ = ["Engine", "Head", "Normalization", "PredictOptions", "Split", "plain"]

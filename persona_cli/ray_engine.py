@@ -70,13 +70,15 @@ def run_on_ray(
     cluster starts, then predict every file into the folder `output`."""
     if options.normalization not in (None, "none"):
         raise UsageError("--engine ray predicts file by file; --normalize corpus/speaker needs the local engine")
-    folder = check_output_folder(output, overwrite)
-    # build the predictor here once, so wrong settings fail in one line before a cluster starts
+    # build the predictor here once, so wrong settings fail in one line before a cluster starts (and
+    # before --overwrite empties the output folder); the actors load their own
     predictor = Predictor.from_options(dataclasses.replace(options, workers=0))
     if predictor.normalization != "none":
         raise UsageError(
             "--engine ray predicts file by file; a model trained with --normalize corpus/speaker needs the local engine"
         )
+    del predictor  # its encoder may hold GPU memory the actors need
+    folder = check_output_folder(output, overwrite)
     started = time.perf_counter()
     summary = predict_on_ray(files, options, folder, address=address, actors=options.workers or None, quiet=quiet)
     elapsed = max(time.perf_counter() - started, 1e-9)

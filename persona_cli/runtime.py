@@ -7,6 +7,7 @@ thread layout and memory settings as `persona predict`.
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 
@@ -48,6 +49,8 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
+        if not re.fullmatch(r"cuda(:\d+)?", device):
+            raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}")
         if not torch.cuda.is_available():
             raise UsageError(f"--device {device}: no CUDA GPU is available here (use --device cpu)")
         index = int(device.partition(":")[2] or 0)

@@ -109,6 +109,19 @@ def test_a_waveform_that_cannot_be_used_gives_an_error(ge2e_predictor, wave, rat
     assert error in prediction.error and prediction.emotion is None and prediction.age is None
 
 
+def test_integer_pcm_and_a_whole_number_float_rate_are_read_as_a_file_would_be():
+    embedder = persona.Embedder("ge2e", device="cpu")
+    wave = voice_like(2.0)
+    pcm = np.round(wave * 32768).astype(np.int16)
+    as_float = embedder.embed_waveform(pcm.astype(np.float32) / 32768, 16_000).vector
+    np.testing.assert_allclose(embedder.embed_waveform(pcm, 16_000.0).vector, as_float, atol=1e-6)
+
+
+def test_channels_first_is_refused_with_the_layout_named(ge2e_predictor):
+    stereo = np.stack([voice_like(1.0), voice_like(1.0)])  # (2, frames), as librosa gives it
+    assert "transpose it" in ge2e_predictor.predict_waveform(stereo, 16_000).error
+
+
 def test_a_normalised_model_refuses_a_single_waveform():
     predictor = persona.Predictor(normalize="speaker", device="cpu")
     with pytest.raises(persona.UsageError, match="use predict_files"):

@@ -241,3 +241,10 @@ def test_speaker_normalised_training_round_trips_through_train_and_eval(tiny_cor
     assert model.network.feature_mean.shape == (2 * 1317,)
     code, _, err = run(["eval", "--model", str(model_path), str(tiny_corpus)], capsys)
     assert code == 0, err
+
+
+def test_leave_one_corpus_out_needs_two_corpora_and_says_so_before_any_work(tiny_corpus: Path, capsys):
+    code, _, err = run(["train", f"manifest:{tiny_corpus}", "--split", "corpus", "--encoder", "mfcc"], capsys)
+    assert code == 2 and "give at least two corpora" in err and "embeddings" not in err
+    code, _, err = run(["train", f"manifest:{tiny_corpus}", "--weak-neutral", "nosuch"], capsys)
+    assert code == 2 and "--weak-neutral nosuch: no clips of that corpus" in err
