@@ -97,8 +97,13 @@ class Embedder:
 
     def embed_waveform(self, wave: np.ndarray, sample_rate: int) -> Embedding:
         """The Embedding of audio in memory: 1-D (mono) or (frames, channels) samples at `sample_rate` Hz."""
-        (result,) = embed_files([Waveform(wave, sample_rate)], self.encoder, self.options)
-        return self._embedding(result)
+        return self._embedding(self._embed_one(wave, sample_rate))
+
+    def _embed_one(self, wave: np.ndarray, sample_rate: int) -> EmbeddingResult:
+        # in the calling thread: a pool of workers for one waveform would only add its start-up
+        in_this_thread = dataclasses.replace(self.options, workers=0)
+        (result,) = embed_files([Waveform(wave, sample_rate)], self.encoder, in_this_thread)
+        return result
 
     def _embedding(self, result: EmbeddingResult) -> Embedding:
         vector = None if result.vector is None else result.vector.astype(np.float32)
@@ -203,8 +208,7 @@ class Predictor(Embedder):
                 f"model {self.model.name} normalises over groups of files ({self.normalization}); "
                 "use predict_files, or a model trained without --normalize"
             )
-        (result,) = embed_files([Waveform(wave, sample_rate)], self.encoder, self.options)
-        (prediction,) = self._predictions([result])
+        (prediction,) = self._predictions([self._embed_one(wave, sample_rate)])
         return prediction
 
     def _predict_normalized(self, paths: list[Path]) -> Iterator[Prediction]:
