@@ -85,8 +85,7 @@ def train(
     corpora = {c.corpus for c in clips}
     if split == "corpus" and len(corpora) < 2:
         raise UsageError("--split corpus holds out one corpus at a time: give at least two corpora")
-    if set(weak_neutral) - corpora:
-        raise UsageError(f"--weak-neutral {', '.join(sorted(set(weak_neutral) - corpora))}: no clips of that corpus")
+    check_weak_neutral(weak_neutral, corpora)
     labelled = embed_clips(clips, build_encoder(options), options)
     labelled = normalize_features(weakly_neutral(labelled, weak_neutral), normalize)
     if test_corpus:
@@ -188,13 +187,18 @@ def embed_clips(clips: Sequence[LabelledClip], encoder: Encoder, options: Predic
     return LabelledFeatures([c for c, _ in kept], np.stack([v for _, v in kept]), encoder.name, encoder.revision)
 
 
+def check_weak_neutral(names: Sequence[str], corpora_read: set[str]) -> None:
+    """A usage error naming the --weak-neutral corpora of which no clip was read."""
+    unknown = set(names) - corpora_read
+    if unknown:
+        raise UsageError(f"--weak-neutral {', '.join(sorted(unknown))}: no clips of that corpus")
+
+
 def weakly_neutral(data: LabelledFeatures, corpora: Sequence[str]) -> LabelledFeatures:
     """The clips of `corpora` that carry no emotion label, labelled neutral: read speech (audiobooks,
     read prompts) is overwhelmingly neutral, and without such examples the emotion head has only acted
     neutral to learn from, so ordinary speech comes out as whatever it resembles most."""
-    unknown = set(corpora) - {c.corpus for c in data.clips}
-    if unknown:
-        raise UsageError(f"--weak-neutral {', '.join(sorted(unknown))}: no clips of that corpus")
+    check_weak_neutral(corpora, {c.corpus for c in data.clips})
     clips = [
         dataclasses.replace(c, emotion="neutral", emotion_raw=WEAK_NEUTRAL)
         if c.corpus in corpora and c.emotion is None and c.emotion_raw is None
