@@ -24,7 +24,7 @@ from persona_cli.cross_validation import (
     score,
 )
 from persona_cli.embedding_cache import EmbeddingCache
-from persona_cli.encoders import DEFAULT_ENCODER, Encoder
+from persona_cli.encoders import DEFAULT_ENCODER, Encoder, check_installed
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS, GENDERS, MISSING, WEAK_NEUTRAL
 from persona_cli.metrics import metrics_report
@@ -80,6 +80,7 @@ def train(
     if split not in tuple(Split):
         raise UsageError(f"--split must be one of {', '.join(s.value for s in Split)}, not {split!r}")
     config = training_recipe(head=head, epochs=epochs, seed=seed, normalize=normalize, paper_recipe=paper_recipe)
+    check_installed(encoder)  # a missing extra before the corpora are read
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
     clips = read_corpora(data)
     corpora = {c.corpus for c in clips}
