@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from persona_cli.audio import display_path, find_audio_files
-from persona_cli.embedding import batched
 from persona_cli.errors import UsageError
 from persona_cli.file_lists import FileList, read_file_list
 from persona_cli.output import OutputTarget
@@ -72,6 +71,8 @@ def run(
 ) -> int:
     """Write one row per file still to do (all of them unless resuming) and return how many rows of
     the whole output, earlier ones included, carry an error."""
+    from persona_cli.embedding import batched  # imports torch: not needed to check the inputs
+
     todo = _still_to_do(files, target)
     results: Iterable[Result] = process(todo)
     if fail_fast:
