@@ -1,8 +1,7 @@
 """The `persona` command line: parses options, calls one library function per command, picks exit codes.
 
-Exit codes: 0 every file succeeded; 1 some files failed (their rows are still written);
-2 usage error (nothing processed); 130 interrupted.
-Torch and the writers load inside the commands that use them: `--help` answers at once (test_cli_help.py).
+Exit codes: 0 every file succeeded; 1 some files failed (their rows are still written); 2 usage error
+(nothing processed); 130 interrupted. Torch loads only inside the commands that use it (test_cli_help.py).
 """
 
 from __future__ import annotations
@@ -24,12 +23,9 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+# rich_markup_mode=None: click's plain help (cli_options.py)
 app = typer.Typer(
-    name="persona",
-    add_completion=False,
-    rich_markup_mode=None,  # click's plain help: see cli_options.py
-    context_settings=opt.CONTEXT_SETTINGS,
-    pretty_exceptions_enable=False,
+    add_completion=False, rich_markup_mode=None, context_settings=opt.CONTEXT_SETTINGS, pretty_exceptions_enable=False
 )
 log = logging.getLogger("persona")
 
@@ -42,9 +38,10 @@ def _main(ctx: typer.Context, version: opt.VersionOpt = False) -> None:
 
 
 def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.ERROR if quiet else logging.INFO, stream=sys.stderr, format="persona: %(message)s", force=True
-    )
+    level = logging.ERROR if quiet else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr, format="persona: %(message)s", force=True)
+    # other libraries' INFO is not for users (torch logs cache statistics when Ctrl-C stops its import)
+    logging.root.handlers[0].addFilter(lambda record: record.name == "persona" or record.levelno >= logging.WARNING)
 
 
 def _finish(failed: int, total: int, output: str | None) -> None:

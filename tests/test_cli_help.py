@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -179,8 +180,20 @@ def test_sigint_during_start_up_is_one_line_and_130(tmp_path):
     time.sleep(0.5)  # inside `import torch`, which takes over a second
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    # -SIGINT: CPython kills itself with SIGINT at exit when the interrupt passed through a C-level
+    # import (numpy's, torch's) even though persona handled it; a shell reports both as 130
+    assert process.returncode in (130, -signal.SIGINT), err
     assert "Traceback" not in err and err.strip().startswith("persona: interrupted")
+
+
+def test_other_libraries_info_messages_stay_off_stderr(capsys):
+    from persona_cli import cli
+
+    cli._setup_logging(quiet=False)
+    logging.getLogger("some_library").info("FakeTensor cache stats:")  # torch, at exit after Ctrl-C
+    logging.getLogger("some_library").warning("a warning still shows")
+    logging.getLogger("persona").info("persona's own progress shows")
+    assert capsys.readouterr().err == "persona: a warning still shows\npersona: persona's own progress shows\n"
 
 
 # --- encoders whose extra is not installed --------------------------------------------------------------
