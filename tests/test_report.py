@@ -12,6 +12,7 @@ from persona_cli.labels import EMOTIONS, GENDERS
 from persona_cli.report import (
     AGE_SCATTER_FILE,
     CONFUSION_FILE,
+    GENDER_CONFUSION_FILE,
     LEARNING_CURVES_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
@@ -105,6 +106,7 @@ def test_full_report_writes_every_file(tmp_path):
         METRICS_FILE,
         "report.md",
         CONFUSION_FILE,
+        GENDER_CONFUSION_FILE,
         AGE_SCATTER_FILE,
         LEARNING_CURVES_FILE,
         PREDICTIONS_FILE,
@@ -112,7 +114,7 @@ def test_full_report_writes_every_file(tmp_path):
     assert all(path.parent == out and path.is_file() for path in written)
 
     assert json.loads((out / METRICS_FILE).read_text()) == report
-    for name in (CONFUSION_FILE, AGE_SCATTER_FILE, LEARNING_CURVES_FILE):
+    for name in (CONFUSION_FILE, GENDER_CONFUSION_FILE, AGE_SCATTER_FILE, LEARNING_CURVES_FILE):
         _assert_png(out / name)
     pd.testing.assert_frame_equal(pd.read_csv(out / PREDICTIONS_FILE), predictions)
 
@@ -147,14 +149,16 @@ def test_markdown_table_comes_from_metrics(tmp_path):
     assert markdown_table(report) in (tmp_path / "report.md").read_text()
 
 
-def test_gender_only_report_draws_nothing_and_does_not_crash(tmp_path):
+def test_gender_only_report_draws_the_gender_confusion_only(tmp_path):
     report = {"protocol": PROTOCOL, "overall": {"gender": _gender()}, "per_corpus": {"ravdess": {"gender": _gender()}}}
     written = write_report(tmp_path, report)
 
-    assert {path.name for path in written} == {METRICS_FILE, "report.md"}
-    assert not list(tmp_path.glob("*.png"))
+    assert {path.name for path in written} == {METRICS_FILE, "report.md", GENDER_CONFUSION_FILE}
+    assert [p.name for p in tmp_path.glob("*.png")] == [GENDER_CONFUSION_FILE]
+    _assert_png(tmp_path / GENDER_CONFUSION_FILE)
     text = (tmp_path / "report.md").read_text()
-    assert "Produced by" not in text and "## Folds" not in text and "## Plots" not in text
+    assert "Produced by" not in text and "## Folds" not in text
+    assert f"![Gender confusion matrix (rows: true gender, normalised)]({GENDER_CONFUSION_FILE})" in text
     assert f"Protocol: {PROTOCOL}" in text
 
 
