@@ -107,7 +107,7 @@ def prediction_table(model: PersonaModel, features: np.ndarray, clips: Sequence[
     """Predicted and true labels side by side, as index arrays (MISSING / NaN where unlabelled)."""
     predictions = model.predict(features)
     targets = scored_targets(clips)
-    return {
+    table = {
         "emotion_true": targets.emotion,
         "emotion_pred": predictions.emotion_probs.argmax(1),
         "emotion_confidence": predictions.emotion_probs.max(1),
@@ -121,6 +121,13 @@ def prediction_table(model: PersonaModel, features: np.ndarray, clips: Sequence[
         "age_true": targets.age,
         "age_pred": predictions.age_years.astype(np.float32),
     }
+    for task in model.untrained_heads:  # a head that never saw a label: its outputs are noise, never scored or shown
+        table[f"{task}_true"] = np.full_like(table[f"{task}_true"], np.nan if task == "age" else MISSING)
+        table[f"{task}_pred"] = np.full_like(table[f"{task}_pred"], np.nan if task == "age" else MISSING)
+        for key in (f"{task}_confidence", f"{task}_probs"):
+            if key in table:
+                table[key] = np.full_like(table[key], np.nan)
+    return table
 
 
 def forget_untrained_tasks(table: dict[str, np.ndarray], trained: Targets) -> None:
@@ -167,7 +174,8 @@ def emotion_shares(table: dict[str, np.ndarray], corpora: np.ndarray) -> dict[st
     model says of speech without emotion labels (read speech should come out neutral)."""
 
     def shares(mask: np.ndarray) -> dict[str, float]:
-        counts = np.bincount(table["emotion_pred"][mask], minlength=len(EMOTIONS))
+        predicted = table["emotion_pred"][mask]
+        counts = np.bincount(predicted[predicted != MISSING], minlength=len(EMOTIONS))
         return {emotion: float(n / max(int(mask.sum()), 1)) for emotion, n in zip(EMOTIONS, counts)}
 
     return {"overall": shares(np.ones(len(corpora), bool)), **{c: shares(corpora == c) for c in sorted(set(corpora))}}

@@ -27,7 +27,7 @@ from persona_cli.cross_validation import (
 from persona_cli.embedding_cache import EmbeddingCache
 from persona_cli.encoders import DEFAULT_ENCODER, Encoder
 from persona_cli.errors import ModelLoadingError, UsageError
-from persona_cli.labels import MISSING, WEAK_NEUTRAL
+from persona_cli.labels import WEAK_NEUTRAL
 from persona_cli.metrics import metrics_report
 from persona_cli.model import PersonaModel, model_file_name
 from persona_cli.normalization import check_normalization, input_width, network_inputs, training_groups
@@ -298,16 +298,13 @@ def score_model(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.D
         raise ModelLoadingError(f"model expects {expected}-d inputs, data has {data.features.shape[1]}-d")
     table = prediction_table(model, data.features, data.clips)
     corpora = np.array([c.corpus for c in data.clips])
+    # prediction_table leaves such heads' columns empty: their outputs are their initial weights' noise
     warnings = [f"{task}: this model saw no {task} labels in training; not scored" for task in model.untrained_heads]
-    for task in model.untrained_heads:  # its outputs are its initial weights' noise: neither scored nor shown
-        table[f"{task}_true"] = np.full_like(table[f"{task}_true"], np.nan if task == "age" else MISSING)
-        table[f"{task}_pred"] = np.full_like(table[f"{task}_pred"], np.nan if task == "age" else MISSING)
     # the trivial age baseline is the model's own training mean, the honest "predict the mean" rival
     overall, per_corpus = score(table, corpora, model.metadata.age_mean)
     protocol = f"evaluation of model {model.name} (encoder {model.metadata.encoder}) on the given data, no training"
     report = metrics_report(overall, per_corpus, protocol=protocol)
-    if "emotion" not in model.untrained_heads:
-        report["emotion_predicted"] = emotion_shares(table, corpora)
+    report["emotion_predicted"] = emotion_shares(table, corpora)
     # corpora are matched by reader name: another copy of a corpus the model learnt is still that corpus
     seen = sorted(set(model.metadata.training.get("corpora", {})) & set(corpora))
     report["in_training_data"] = seen

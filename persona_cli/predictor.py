@@ -178,7 +178,8 @@ class Predictor(Embedder):
                 encoder.revision,
             )
         for task in self.model.untrained_heads:  # once per run, not per row
-            log.warning("%s: this model saw no %s labels in training; the %s columns are empty", task, task, task)
+            columns = "column is" if len(_COLUMNS_OF[task]) == 1 else "columns are"
+            log.warning("%s: this model saw no %s labels in training; the %s %s empty", task, task, task, columns)
         self.model.to(options.device)
         return encoder
 

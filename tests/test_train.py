@@ -316,7 +316,9 @@ def test_train_without_cross_validation_writes_a_report_and_says_where_the_model
     assert code == 2 and "--out" in err and "embeddings" not in err
 
 
-def test_untrained_heads_leave_their_columns_empty_and_user_models_carry_a_name(tmp_path: Path, capsys):
+def test_untrained_heads_leave_their_columns_empty_and_user_models_carry_a_name(
+    tiny_corpus: Path, tmp_path: Path, capsys
+):
     """A model trained without age (and here gender) labels wrote ages like 0.6, under the bundled model's name."""
     rows = [
         {"path": f"c{i}.wav", "speaker": f"s{i % 3}", "emotion": ("anger", "sad")[i % 2], "gender": "", "age": ""}
@@ -340,8 +342,15 @@ def test_untrained_heads_leave_their_columns_empty_and_user_models_carry_a_name(
         rows_out["age"].isna().all() and rows_out["gender"].isna().all() and rows_out["gender_confidence"].isna().all()
     )
     assert rows_out["emotion"].notna().all() and (rows_out["model"] == "actors-only").all()
-    assert err.count("age: this model saw no age labels in training; the age columns are empty") == 1
-    assert err.count("gender: this model saw no gender labels") == 1
+    assert err.count("age: this model saw no age labels in training; the age column is empty") == 1
+    assert err.count("gender: this model saw no gender labels in training; the gender columns are empty") == 1
+
+    # eval on data with genders and ages scores neither, and leaves them out of predictions.csv
+    code, _, err = run(["eval", "--model", str(model_path), str(tiny_corpus), "--out", str(tmp_path / "ev")], capsys)
+    assert code == 0 and "age: this model saw no age labels in training; not scored" in err
+    assert set(json.loads((tmp_path / "ev" / "metrics.json").read_text())["overall"]) == {"emotion"}
+    scored = pd.read_csv(tmp_path / "ev" / "predictions.csv")
+    assert scored[["age_pred", "gender_pred", "prob_female"]].isna().all().all() and scored["age_true"].isna().all()
 
     # --name wins over the folder's name
     code, _, err = run([*argv, "--overwrite", "--name", "my-actors"], capsys)
