@@ -273,6 +273,8 @@ def test_too_few_speakers_for_the_folds_is_one_line_before_any_work(tiny_corpus:
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "--folds 2" in err and "ravdess: 1 speaker" in err and "--folds 0" in err
     assert "embeddings" not in err  # nothing was embedded
+    code, _, err = run(["train", str(actor), "--folds", "2", "--compare", "-q"], capsys)
+    assert code == 2 and "ravdess: 1 speaker" in err
     code, _, err = run(["train", f"manifest:{tiny_corpus}", "--folds", "9", "--encoder", "mfcc"], capsys)
     assert code == 2 and "manifest: 8 speakers" in err and "use --folds 8 or fewer" in err
     code, _, err = run(["train", str(tiny_corpus), "--folds", "30", "--split", "random", "--encoder", "mfcc"], capsys)
