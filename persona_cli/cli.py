@@ -163,6 +163,8 @@ def train_command(
     paper_recipe: opt.PaperRecipeOpt = False,
     seed: opt.SeedOpt = 0,
     out: opt.OutDirOpt = None,
+    overwrite: opt.OverwriteDirOpt = False,
+    name: opt.ModelNameOpt = None,
     compare: opt.CompareOpt = False,
     normalize: opt.TrainNormalizeOpt = Normalization.none,
     test_corpus: opt.TestCorpusOpt = None,
@@ -175,6 +177,7 @@ def train_command(
     _setup_logging(quiet)
     experiments = _experiments()
     settings: dict[str, Any] = dict(folds=folds, split=split.value, encoder_source=encoder_source, out=out)
+    settings.update(overwrite=overwrite)
     settings.update(head=head.value if head else None, epochs=epochs, paper_recipe=paper_recipe, seed=seed)
     settings.update(normalize=normalize.value, device=device, batch_size=batch_size, command=_command_line())
     if compare:
@@ -184,7 +187,7 @@ def train_command(
 
         print(compare_encoders(data, **settings))
         return
-    weak_neutral = weak_neutral or []
+    weak_neutral, settings["name"] = weak_neutral or [], name
     report = experiments.train(data, encoder=encoder, test_corpus=test_corpus, weak_neutral=weak_neutral, **settings)
     _print_metrics(report)
 
@@ -195,6 +198,7 @@ def eval_command(
     model: opt.ModelOpt = None,
     encoder_source: opt.SourceOpt = None,
     out: opt.OutDirOpt = None,
+    overwrite: opt.OverwriteDirOpt = False,
     device: opt.DeviceOpt = "auto",
     batch_size: opt.BatchOpt = 32,
     quiet: opt.QuietOpt = False,
@@ -202,7 +206,7 @@ def eval_command(
     """Score a trained model on labelled corpora; with --out, save metrics, plots and per-file predictions."""
     _setup_logging(quiet)
     settings: dict[str, Any] = dict(encoder_source=encoder_source, out=out, device=device, batch_size=batch_size)
-    report = _experiments().evaluate(data, model=model, command=_command_line(), **settings)
+    report = _experiments().evaluate(data, model=model, command=_command_line(), overwrite=overwrite, **settings)
     _print_metrics(report)
 
 

@@ -73,6 +73,18 @@ DataArg = Annotated[
 OutDirOpt = Annotated[
     Path | None, typer.Option("--out", help="Report folder: metrics.json, report.md, plots (and the trained model).")
 ]
+OverwriteDirOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Write into a non-empty --out folder, replacing the report (and model) there."),
+]
+ModelNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        help="The trained model's name, shown in the model column of its predictions (default: the --out folder's name).",
+        show_default=False,
+    ),
+]
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Model checkpoint (.safetensors); default: the bundled model.")
 ]

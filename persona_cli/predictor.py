@@ -27,6 +27,7 @@ from persona_cli.audio import display_path
 from persona_cli.embedding import EmbeddingResult, Waveform, batched, embed_files
 from persona_cli.encoders import CHOICES, DEFAULT_ENCODER, Encoder, is_encoder_name, load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
+from persona_cli.labels import EMOTIONS
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
 from persona_cli.normalization import MIN_GROUP_FILES, check_prediction_groups, network_inputs, prediction_groups
 from persona_cli.options import PredictOptions
@@ -176,6 +177,9 @@ class Predictor(Embedder):
                 encoder_name,
                 encoder.revision,
             )
+        for task in self.model.untrained_heads:  # once per run, not per row
+            columns = "column is" if len(_COLUMNS_OF[task]) == 1 else "columns are"
+            log.warning("%s: this model saw no %s labels in training; the %s %s empty", task, task, task, columns)
         self.model.to(options.device)
         return encoder
 
@@ -248,6 +252,8 @@ class Predictor(Embedder):
                     gender_confidence=round(float(gender_probs.max()), 4),
                     age=round(float(outputs.age_years[i]), 1),
                 )
+                for task in self.model.untrained_heads:  # a head that never saw a label outputs noise
+                    values.update(dict.fromkeys(_COLUMNS_OF[task]))
             predictions.append(
                 _prediction(
                     path=_shown(result.path),
@@ -264,6 +270,12 @@ class Predictor(Embedder):
 
 
 _NO_PREDICTION = {f.name: None for f in dataclasses.fields(Prediction)}
+#: the output columns each head fills
+_COLUMNS_OF = {
+    "emotion": ["emotion", "emotion_confidence", *(f"prob_{e}" for e in EMOTIONS)],
+    "gender": ["gender", "gender_confidence"],
+    "age": ["age"],
+}
 
 
 def _prediction(**values) -> Prediction:
