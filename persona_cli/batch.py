@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -69,9 +69,12 @@ def run(
     fail_fast: bool = False,
     quiet: bool = False,
     label: str = "predict",
+    made_by: Mapping[str, str] | None = None,
 ) -> int:
     """Write one row per file still to do (all of them unless resuming) and return how many rows of
-    the whole output, earlier ones included, carry an error."""
+    the whole output, earlier ones included, carry an error. `made_by`: the encoder, model... this
+    run writes into its rows, which a resumed output must already hold."""
+    target.check_resume([display_path(f) for f in files], made_by or {})  # rows store display_path
     todo = _still_to_do(files, target)
     results: Iterable[Result] = process(todo)
     if fail_fast:

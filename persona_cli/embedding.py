@@ -52,6 +52,7 @@ class EmbeddingResult:
     vector: np.ndarray | None = None
     error: str | None = None
     warning: str | None = None  # doubtful but usable audio (silent, clipped...); None when fine or failed
+    speech_s: float = 0.0  # seconds of speech the voice detector found (speech.py), summed over the chunks
     chunk_vectors: list[np.ndarray] = field(default_factory=list, repr=False)
     chunk_seconds: list[float] = field(default_factory=list, repr=False)
 
@@ -126,11 +127,12 @@ def _embed_in_order(
     batch: list[tuple[EmbeddingResult, np.ndarray]] = []  # chunks waiting for the encoder
 
     def run_batch() -> None:
-        for (result, _), vector in zip(batch, _embed_chunks(encoder, [wave for _, wave in batch])):
+        for (result, _), (vector, speech_s) in zip(batch, _embed_chunks(encoder, [wave for _, wave in batch])):
             if isinstance(vector, str):
                 result.error = result.error or vector
             else:
                 result.chunk_vectors.append(vector)
+                result.speech_s += speech_s
         batch.clear()
 
     def finished() -> Iterator[EmbeddingResult]:
@@ -189,26 +191,27 @@ def _in_batch(result: EmbeddingResult, batch: list) -> bool:
 ENCODER_ERRORS = (RuntimeError, ValueError, LookupError, ArithmeticError)
 
 
-def _embed_chunks(encoder: Encoder, waves: Sequence[np.ndarray]) -> list[np.ndarray | str]:
-    """Embed a batch; if the batch fails, retry one by one so only the offending source gets an error."""
+def _embed_chunks(encoder: Encoder, waves: Sequence[np.ndarray]) -> list[tuple[np.ndarray | str, float]]:
+    """Embed a batch, with each wave's seconds of speech; if the batch fails, retry one by one so only
+    the offending source gets an error (a message in place of its vector)."""
     if not waves:
         return []
     try:
-        vectors = list(encoder.embed(waves))
-        if len(vectors) != len(waves):
+        vectors, speech = encoder.embed_with_speech(waves)
+        if len(vectors) != len(waves) or len(speech) != len(waves):
             raise ValueError(f"encoder returned {len(vectors)} embeddings for {len(waves)} waveforms")
         if all(np.isfinite(v).all() for v in vectors):
-            return list(vectors)
+            return list(zip(vectors, speech))
         log.debug("batch embedding has non-finite values; retrying file by file")
     except ENCODER_ERRORS as batch_error:
         log.debug("batch embedding failed (%s); retrying file by file", batch_error)
-    results: list[np.ndarray | str] = []
+    results: list[tuple[np.ndarray | str, float]] = []
     for wave in waves:
         try:
-            (vector,) = encoder.embed([wave])
-            results.append(vector if np.isfinite(vector).all() else "embedding failed: non-finite embedding")
+            (vector,), (seconds,) = encoder.embed_with_speech([wave])
+            results.append((vector if np.isfinite(vector).all() else "embedding failed: non-finite embedding", seconds))
         except ENCODER_ERRORS as error:
-            results.append(f"embedding failed: {_first_line(error)}")
+            results.append((f"embedding failed: {_first_line(error)}", 0.0))
     return results
 
 
