@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,10 +57,15 @@ class EmbeddingResult:
     chunk_seconds: list[float] = field(default_factory=list, repr=False)
 
 
+#: called with the seconds of audio in each chunk as it is embedded, from any worker thread
+Progress = Callable[[float], None]
+
+
 def embed_files(
-    sources: Iterable[Path | Waveform], encoder: Encoder, options: PredictOptions
+    sources: Iterable[Path | Waveform], encoder: Encoder, options: PredictOptions, progress: Progress | None = None
 ) -> Iterator[EmbeddingResult]:
-    """Embed every source, yielding one EmbeddingResult per source in input order.
+    """Embed every source, yielding one EmbeddingResult per source in input order; `progress` hears
+    of each chunk's seconds as they are embedded (results come out in groups, progress does not).
 
     With workers (the default), groups of `batch_size` sources are decoded and embedded by a pool of
     threads, one torch thread each, and their results handed on in input order. Threads suffice:
@@ -69,19 +74,19 @@ def embed_files(
     """
     workers = default_workers() if options.workers is None else options.workers
     if workers <= 0:
-        yield from _embed_in_order(sources, encoder, options)
+        yield from _embed_in_order(sources, encoder, options, progress)
         return
-    yield from _embed_in_parallel(sources, encoder, options, workers)
+    yield from _embed_in_parallel(sources, encoder, options, workers, progress)
 
 
 def _embed_in_parallel(
-    sources: Iterable[AudioSource], encoder: Encoder, options: PredictOptions, workers: int
+    sources: Iterable[AudioSource], encoder: Encoder, options: PredictOptions, workers: int, progress: Progress | None
 ) -> Iterator[EmbeddingResult]:
     threads = compute_threads(workers)
 
     def embed_group(group: list[AudioSource]) -> list[EmbeddingResult]:
         torch.set_num_threads(threads)  # the calling thread's own OpenMP setting
-        results = list(_embed_in_order(group, encoder, options))
+        results = list(_embed_in_order(group, encoder, options, progress))
         return_free_memory()
         return results
 
@@ -120,7 +125,7 @@ def _chunks(source: AudioSource, options: PredictOptions, stats: SignalStats) ->
 
 
 def _embed_in_order(
-    sources: Iterable[AudioSource], encoder: Encoder, options: PredictOptions
+    sources: Iterable[AudioSource], encoder: Encoder, options: PredictOptions, progress: Progress | None = None
 ) -> Iterator[EmbeddingResult]:
     """embed_files in the calling thread: chunks of consecutive sources share encoder calls."""
     waiting: deque[EmbeddingResult] = deque()  # sources started but not yet yielded, in input order
@@ -133,6 +138,8 @@ def _embed_in_order(
             else:
                 result.chunk_vectors.append(vector)
                 result.speech_s += speech_s
+        if progress is not None and batch:
+            progress(sum(len(wave) for _, wave in batch) / SAMPLE_RATE)
         batch.clear()
 
     def finished() -> Iterator[EmbeddingResult]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from persona_cli import runtime
 from persona_cli.audio import display_path
-from persona_cli.embedding import EmbeddingResult, Waveform, batched, embed_files
+from persona_cli.embedding import EmbeddingResult, Progress, Waveform, batched, embed_files
 from persona_cli.encoders import CHOICES, DEFAULT_ENCODER, Encoder, is_encoder_name, load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
@@ -110,17 +110,20 @@ class Embedder:
         """What makes this object's rows what they are, by output column (for --resume's check)."""
         return {"encoder": self.encoder.name}
 
-    def embed_files(self, paths: Iterable[str | PathLike]) -> Iterator[Embedding]:
+    def embed_files(self, paths: Iterable[str | PathLike], *, progress: Progress | None = None) -> Iterator[Embedding]:
         """One Embedding per file, lazily and in input order; a file that fails (or holds no speech)
-        carries an `error`."""
-        for result in self._embed(Path(p) for p in paths):
+        carries an `error`. `progress` is called with each chunk's seconds of audio as it is embedded."""
+        for result in self._embed((Path(p) for p in paths), progress=progress):
             yield self._embedding(result)
 
     def _embed(
-        self, sources: Iterable[Path | Waveform], options: PredictOptions | None = None
+        self,
+        sources: Iterable[Path | Waveform],
+        options: PredictOptions | None = None,
+        progress: Progress | None = None,
     ) -> Iterator[EmbeddingResult]:
         """The engine's results, with a file holding (almost) no speech turned into an error or warned about."""
-        for result in embed_files(sources, self.encoder, options or self.options):
+        for result in embed_files(sources, self.encoder, options or self.options, progress):
             if result.error is None and result.speech_s < NO_SPEECH_SECONDS:
                 result.vector, result.warning, result.error = None, None, "no speech detected"
             elif result.error is None and result.speech_s < LITTLE_SPEECH_SECONDS:
@@ -225,17 +228,20 @@ class Predictor(Embedder):
         """Refuse (UsageError), before any work, files whose normalisation groups are too small."""
         check_prediction_groups([Path(p) for p in paths], self.normalization, self.options.speakers)
 
-    def predict_files(self, paths: Iterable[str | PathLike]) -> Iterator[Prediction]:
+    def predict_files(
+        self, paths: Iterable[str | PathLike], *, progress: Progress | None = None
+    ) -> Iterator[Prediction]:
         """One Prediction per file, lazily and in input order; a file that fails carries an `error`.
+        `progress` is called with each chunk's seconds of audio as it is embedded (for progress bars).
 
         With `corpus` or `speaker` normalisation every file is embedded before any is predicted (a
         file's input depends on its group's statistics), so predictions come out only at the end.
         """
         files = (Path(p) for p in paths)
         if self.normalization != "none":
-            yield from self._predict_normalized(list(files))
+            yield from self._predict_normalized(list(files), progress)
             return
-        for results in batched(self._embed(files), self.options.batch_size):
+        for results in batched(self._embed(files, progress=progress), self.options.batch_size):
             yield from self._predictions(results)
 
     def predict_waveform(self, wave: np.ndarray, sample_rate: int) -> Prediction:
@@ -248,9 +254,9 @@ class Predictor(Embedder):
         (prediction,) = self._predictions([self._embed_one(wave, sample_rate)])
         return prediction
 
-    def _predict_normalized(self, paths: list[Path]) -> Iterator[Prediction]:
+    def _predict_normalized(self, paths: list[Path], progress: Progress | None) -> Iterator[Prediction]:
         how = self.normalization
-        results = list(self._embed(paths))
+        results = list(self._embed(paths, progress=progress))
         groups = prediction_groups(paths, how, self.options.speakers)
         good = [i for i, r in enumerate(results) if r.vector is not None]
         sizes = Counter(groups[i] for i in good)
