@@ -105,9 +105,8 @@ def predict_command(
             "--resume cannot be combined with a normalised model: every file's prediction depends on the whole run"
         )
     predictor.check_groups(files)
-    failed = batch.run(
-        predictor.predict_files, files, target, batch_size=batch_size, fail_fast=fail_fast, quiet=quiet, label="predict"
-    )
+    settings = dict(batch_size=batch_size, fail_fast=fail_fast, quiet=quiet, made_by=predictor.made_by)
+    failed = batch.run(predictor.predict_files, files, target, label="predict", **settings)
     _finish(failed, len(files), output)
 
 
@@ -136,7 +135,8 @@ def embed_command(
     files, _ = batch.input_files(paths, files_from, shard)
     target = OutputTarget(output, output_format, EMBEDDING_SCHEMA, overwrite=overwrite, resume=resume)
     embedder = Embedder.from_options(options)
-    failed = batch.run(embedder.embed_files, files, target, batch_size=batch_size, quiet=quiet, label="embed")
+    settings: dict[str, Any] = dict(batch_size=batch_size, quiet=quiet, made_by=embedder.made_by)
+    failed = batch.run(embedder.embed_files, files, target, label="embed", **settings)
     _finish(failed, len(files), output)
 
 
