@@ -8,16 +8,20 @@ Both commands run the same flow; they differ only in the function that turns fil
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from persona_cli.audio import display_path, find_audio_files
-from persona_cli.errors import UsageError
+from persona_cli.audio import audio_info, display_path, find_audio_files
+from persona_cli.errors import AudioLoadError, UsageError
 from persona_cli.file_lists import FileList, read_file_list
 from persona_cli.output import OutputTarget
 from persona_cli.results import Embedding, Prediction
@@ -60,7 +64,7 @@ def input_files(
 
 
 def run(
-    process: Callable[[list[Path]], Iterable[Result]],
+    process: Callable[..., Iterable[Result]],
     files: list[Path],
     target: OutputTarget,
     *,
@@ -68,19 +72,35 @@ def run(
     fail_fast: bool = False,
     quiet: bool = False,
     label: str = "predict",
+    made_by: Mapping[str, str] | None = None,
 ) -> int:
     """Write one row per file still to do (all of them unless resuming) and return how many rows of
-    the whole output, earlier ones included, carry an error."""
-    from persona_cli.embedding import batched  # imports torch: not needed to check the inputs
+    the whole output, earlier ones included, carry an error. `process(files, progress=...)` makes the
+    results (Predictor.predict_files, Embedder.embed_files); `made_by`: the encoder, model... this run
+    writes into its rows, which a resumed output must already hold.
 
+    A reader that stops reading stdout (`persona predict DIR | head`) ends the run quietly, and it
+    counts as a success (0 failed): the pipeline got what it asked for.
+    """
+    target.check_resume([display_path(f) for f in files], made_by or {})  # rows store display_path
     todo = _still_to_do(files, target)
-    results: Iterable[Result] = process(todo)
-    if fail_fast:
-        results = until_first_error(results)
-    failed = _write(batched(results, batch_size), target, len(todo), quiet, label)
-    if fail_fast and failed:
+    with _progress(quiet) as progress:
+        # a bar needs the total: the audio seconds the headers declare (a fraction of a ms per file)
+        total = _declared_seconds(todo) if not progress.disable else None
+        task = progress.add_task(label, total=total, files=f"0/{len(todo)} files")
+        results: Iterable[Result] = process(todo, progress=lambda seconds: progress.advance(task, seconds))
+        if fail_fast:
+            results = until_first_error(results)
+        try:
+            tally = _write(results, target, batch_size, lambda tally: progress.update(task, **tally.fields(len(todo))))
+        except BrokenPipeError:
+            _discard_stdout()
+            return 0
+        progress.update(task, completed=total)
+    tally.log(label)
+    if fail_fast and tally.failed:
         log.warning("--fail-fast: stopped at the first failed file")
-    return failed + target.done_failed
+    return tally.failed + target.done_failed
 
 
 def until_first_error(results: Iterable[Result]) -> Iterator[Result]:
@@ -100,44 +120,107 @@ def _still_to_do(files: list[Path], target: OutputTarget) -> list[Path]:
     return remaining
 
 
+def _declared_seconds(files: list[Path]) -> float:
+    total = 0.0
+    for path in files:
+        try:
+            total += audio_info(path).duration_s
+        except AudioLoadError:  # its row will say why; it adds nothing to the audio to process
+            pass
+    return total
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of rows nobody reads raises no
+    second BrokenPipeError ('Exception ignored ... BrokenPipeError' at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s of audio, {task.fields[files]}"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=stderr,
-        # a bar only makes sense on a terminal; logs and pipelines get the summary line instead
+        # a bar only makes sense on a terminal; logs and pipelines get the summary lines instead
         disable=quiet or not stderr.is_terminal,
         transient=False,
     )
 
 
-def _write(batches: Iterator[list[Result]], target: OutputTarget, total: int, quiet: bool, label: str) -> int:
-    """Stream result batches to the output with a progress bar; returns how many carry an error."""
-    failed, done, audio_seconds = 0, 0, 0.0
-    started = time.perf_counter()
-    with _progress(quiet) as progress, target as writer:
-        task = progress.add_task(label, total=total, rate="")
-        for results in batches:
-            writer.write([result.row() for result in results])
-            done += len(results)
-            failed += sum(1 for result in results if result.error)
-            audio_seconds += sum(result.duration_s or 0.0 for result in results)
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            rate = f"{done / elapsed:.1f} files/s {audio_seconds / elapsed:.0f} audio-s/s"
-            progress.update(task, completed=done, rate=rate)
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    log.info(
-        "%d files, %.1f min of audio in %.1f s: %.1f files/s, %.0f audio-s/s",
-        done,
-        audio_seconds / 60,
-        elapsed,
-        done / elapsed,
-        audio_seconds / elapsed,
-    )
-    return failed
+@dataclass
+class _Tally:
+    """What the rows written so far add up to: for the progress bar and the closing summary."""
+
+    started: float = field(default_factory=time.perf_counter)
+    done: int = 0
+    failed: int = 0
+    audio_seconds: float = 0.0
+    emotions: Counter[str] = field(default_factory=Counter)
+    genders: Counter[str] = field(default_factory=Counter)
+    ages: list[float] = field(default_factory=list)
+
+    def add(self, result: Result) -> None:
+        self.done += 1
+        self.failed += bool(result.error)
+        self.audio_seconds += result.duration_s or 0.0
+        if isinstance(result, Prediction) and not result.error:
+            self.emotions[result.emotion or "?"] += 1
+            self.genders[result.gender or "?"] += 1
+            if result.age is not None:
+                self.ages.append(result.age)
+
+    @property
+    def elapsed(self) -> float:
+        return max(time.perf_counter() - self.started, 1e-9)
+
+    def fields(self, total_files: int) -> dict[str, Any]:
+        return {"files": f"{self.done}/{total_files} files"}
+
+    def log(self, label: str) -> None:
+        """The closing lines on stderr (logging: --quiet silences them)."""
+        log.info(
+            "%d files, %.1f min of audio in %.1f s: %.1f files/s, %.0f audio-s/s",
+            self.done,
+            self.audio_seconds / 60,
+            self.elapsed,
+            self.done / self.elapsed,
+            self.audio_seconds / self.elapsed,
+        )
+        if label != "predict" or not self.done:
+            return
+        summary = f"{label}: {self.done} files, {self.failed} failed"
+        if self.emotions:
+            summary += "; emotion " + ", ".join(f"{name} {n}" for name, n in self.emotions.most_common())
+            summary += "; gender " + ", ".join(f"{name} {n}" for name, n in self.genders.most_common())
+        if self.ages:
+            summary += f"; mean age {sum(self.ages) / len(self.ages):.1f}"
+        log.info("%s", summary)
+
+
+def _write(
+    results: Iterable[Result], target: OutputTarget, batch_size: int, report: Callable[[_Tally], None]
+) -> _Tally:
+    """Stream results to the output in batches of rows, reporting each one to `report`."""
+    from persona_cli.embedding import batched  # imports torch: not needed to check the inputs
+
+    tally = _Tally()
+    with target as writer:
+        for results_batch in batched(_reported(results, tally, report), batch_size):
+            writer.write([result.row() for result in results_batch])
+    return tally
+
+
+def _reported(results: Iterable[Result], tally: _Tally, report: Callable[[_Tally], None]) -> Iterator[Result]:
+    for result in results:
+        tally.add(result)
+        report(tally)
+        yield result
 
 
 __all__ = ["input_files", "run", "until_first_error"]

@@ -97,9 +97,8 @@ def predict_command(
     if predictor.normalization != "none" and resume:
         raise UsageError("--resume does not combine with a normalised model: each prediction depends on the whole run")
     predictor.check_groups(files)
-    failed = batch.run(
-        predictor.predict_files, files, target, batch_size=batch_size, fail_fast=fail_fast, quiet=quiet, label="predict"
-    )
+    settings = dict(batch_size=batch_size, fail_fast=fail_fast, quiet=quiet, made_by=predictor.made_by)
+    failed = batch.run(predictor.predict_files, files, target, label="predict", **settings)
     _finish(failed, len(files), output)
 
 
@@ -133,7 +132,8 @@ def embed_command(
     from persona_cli.predictor import Embedder  # torch: only once the inputs and -o are known good
 
     embedder = Embedder.from_options(options)
-    failed = batch.run(embedder.embed_files, files, target, batch_size=batch_size, quiet=quiet, label="embed")
+    settings = dict(batch_size=batch_size, quiet=quiet, made_by=embedder.made_by)
+    failed = batch.run(embedder.embed_files, files, target, label="embed", **settings)
     _finish(failed, len(files), output)
 
 
@@ -160,6 +160,8 @@ def train_command(
     paper_recipe: opt.PaperRecipeOpt = False,
     seed: opt.SeedOpt = 0,
     output: opt.TrainOutputOpt = None,
+    overwrite: opt.OverwriteDirOpt = False,
+    name: opt.ModelNameOpt = None,
     compare: opt.CompareOpt = False,
     normalize: opt.TrainNormalizeOpt = Normalization.none,
     test_corpus: opt.TestCorpusOpt = None,
@@ -174,6 +176,7 @@ def train_command(
     _setup_logging(quiet)
     experiments = _experiments()
     settings: dict[str, Any] = dict(folds=folds, split=split.value, encoder_source=encoder_source, out=output or out)
+    settings.update(overwrite=overwrite)
     settings.update(head=head.value if head else None, epochs=epochs, paper_recipe=paper_recipe, seed=seed)
     settings.update(normalize=normalize.value, device=device, batch_size=batch_size, command=_command_line())
     if compare:
@@ -183,7 +186,7 @@ def train_command(
 
         print(compare_encoders(data, **settings))
         return
-    weak_neutral = weak_neutral or []
+    weak_neutral, settings["name"] = weak_neutral or [], name
     report = experiments.train(data, encoder=encoder, test_corpus=test_corpus, weak_neutral=weak_neutral, **settings)
     _print_metrics(report)
 
@@ -194,6 +197,7 @@ def eval_command(
     model: opt.EvalModelOpt = f"persona-{DEFAULT_ENCODER}",
     encoder_source: opt.SourceOpt = None,
     output: opt.EvalOutputOpt = None,
+    overwrite: opt.OverwriteDirOpt = False,
     device: opt.DeviceOpt = "auto",
     batch_size: opt.BatchOpt = 32,
     quiet: opt.QuietOpt = False,
@@ -203,7 +207,8 @@ def eval_command(
     forces a reader). With -o DIR: metrics, plots and per-file predictions; no model is written."""
     _setup_logging(quiet)
     settings: dict[str, Any] = dict(encoder_source=encoder_source, device=device, batch_size=batch_size)
-    report = _experiments().evaluate(data, model=model, out=output or out, command=_command_line(), **settings)
+    settings.update(out=output or out, overwrite=overwrite, command=_command_line())
+    report = _experiments().evaluate(data, model=model, **settings)
     _print_metrics(report)
 
 

@@ -126,6 +126,19 @@ EvalOutputOpt = Annotated[
 #: the report folder's old name, still accepted so that existing scripts keep working
 LegacyOutOpt = Annotated[Path | None, typer.Option("--out", metavar="DIR", hidden=True)]
 MODEL_HELP = "Model checkpoint (.safetensors), or a bundled model's name (`persona models` lists them)"
+OverwriteDirOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Write into a non-empty -o folder, replacing the report (and model) there."),
+]
+ModelNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        metavar="NAME",
+        help="The trained model's name, shown in the model column of its predictions [default: the -o folder's name].",
+        show_default=False,
+    ),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option(

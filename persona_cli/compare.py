@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from persona_cli.cross_validation import cross_validate
+from persona_cli.corpora import read_corpora
+from persona_cli.cross_validation import checked_folds, cross_validate
 from persona_cli.encoders import check_installed
 from persona_cli.errors import ModelLoadingError, UsageError
-from persona_cli.experiments import embed_corpora, normalize_features, training_recipe
+from persona_cli.experiments import embed_clips, normalize_features, training_recipe
 from persona_cli.options import PredictOptions
 from persona_cli.predictor import build_encoder
+from persona_cli.report import check_output_folder
 
 log = logging.getLogger("persona")
 
@@ -31,6 +33,7 @@ def compare_encoders(
     split: str = "speaker",
     encoder_source: str | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     command: str | None = None,
     device: str = "auto",
     batch_size: int = 32,
@@ -46,10 +49,13 @@ def compare_encoders(
     recipe.pop("head", None)
     config = training_recipe(head="fcn", **recipe)
     options = PredictOptions(encoder_source=encoder_source, device=device, batch_size=batch_size)
+    check_output_folder(out, overwrite)
+    clips = read_corpora(data)
+    checked_folds(clips, folds, split, config.seed)
     rows: list[dict[str, Any]] = []
     for encoder_name in COMPARED_ENCODERS:
         try:
-            labelled = embed_corpora(data, build_encoder(options, encoder_name), options)
+            labelled = embed_clips(clips, build_encoder(options, encoder_name), options)
         except ModelLoadingError as error:
             log.warning("skipping encoder %s: %s", encoder_name, error)
             continue

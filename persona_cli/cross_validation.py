@@ -14,6 +14,7 @@ import numpy as np
 
 from persona_cli.calibration import expected_calibration_error, fit_temperature, softmax
 from persona_cli.corpora import LabelledClip
+from persona_cli.errors import UsageError
 from persona_cli.labels import EMOTIONS, MISSING, WEAK_NEUTRAL
 from persona_cli.model import PersonaModel
 from persona_cli.training import Targets, TrainConfig, TrainingHistory, fit
@@ -61,16 +62,57 @@ def make_folds(clips: Sequence[LabelledClip], folds: int, split: str = "speaker"
     return [np.array(sorted(part), dtype=np.int64) for part in assigned]
 
 
+def checked_folds(clips: Sequence[LabelledClip], folds: int, split: str = "speaker", seed: int = 0) -> list[np.ndarray]:
+    """make_folds' test sets, or a UsageError (before any embedding or training) if some fold would have
+    no test clip: its model would be scored on nothing and the fold mean divided by zero."""
+    if split != "corpus" and folds < 2:
+        raise UsageError(f"--folds {folds}: cross-validation needs 2 folds or more (0 or 1: train without it)")
+    test_sets = make_folds(clips, folds, split, seed)
+    if split == "corpus" and len(test_sets) < 2:
+        raise UsageError("--split corpus holds out one corpus at a time: give at least two corpora")
+    if all(len(test) for test in test_sets):
+        return test_sets
+    if split == "random":
+        raise UsageError(f"--folds {folds}: random folds need at least {folds} clips, and there are {len(clips)}")
+    # speakers are dealt to folds within each corpus, so the corpus with the most speakers sets the limit
+    speakers = {
+        corpus: len({c.speaker for c in clips if c.corpus == corpus}) for corpus in sorted({c.corpus for c in clips})
+    }
+    most = max(speakers.values())
+    counts = ", ".join(f"{corpus}: {n} speaker{'s' * (n != 1)}" for corpus, n in speakers.items())
+    fix = f"use --folds {most} or fewer" if most >= 2 else "give clips of two speakers or more"
+    raise UsageError(
+        f"--folds {folds}: speaker-grouped folds each need a test speaker, dealt within each corpus, and the "
+        f"largest corpus has {most} ({counts}); {fix}, or --folds 0 to train on every clip without a held-out score"
+    )
+
+
+def scored_targets(clips: Sequence[LabelledClip], trained: Targets | None = None) -> Targets:
+    """The labels `clips` are scored on: weak neutral ones never (labels.WEAK_NEUTRAL: trained on only),
+    nor those of a task the `trained` part never labels (see forget_untrained_tasks)."""
+    targets = Targets.from_clips(clips)
+    weak = np.array([c.emotion_raw == WEAK_NEUTRAL for c in clips], bool)
+    targets.emotion[weak] = MISSING
+    if trained is not None:
+        if (trained.emotion == MISSING).all():
+            targets.emotion[:] = MISSING
+        if (trained.gender == MISSING).all():
+            targets.gender[:] = MISSING
+        if np.isnan(trained.age).all():
+            targets.age[:] = np.nan
+    return targets
+
+
 def prediction_table(model: PersonaModel, features: np.ndarray, clips: Sequence[LabelledClip]) -> dict[str, np.ndarray]:
     """Predicted and true labels side by side, as index arrays (MISSING / NaN where unlabelled)."""
     predictions = model.predict(features)
-    targets = Targets.from_clips(clips)
-    weak = np.array([c.emotion_raw == WEAK_NEUTRAL for c in clips], bool)
-    targets.emotion[weak] = MISSING  # trained on, never scored (labels.WEAK_NEUTRAL)
-    return {
+    targets = scored_targets(clips)
+    table = {
         "emotion_true": targets.emotion,
         "emotion_pred": predictions.emotion_probs.argmax(1),
         "emotion_confidence": predictions.emotion_probs.max(1),
+        "emotion_probs": predictions.emotion_probs,
+        "gender_probs": predictions.gender_probs,
         "emotion_logits": predictions.emotion_logits,
         "gender_true": targets.gender,
         "gender_pred": predictions.gender_probs.argmax(1),
@@ -79,6 +121,13 @@ def prediction_table(model: PersonaModel, features: np.ndarray, clips: Sequence[
         "age_true": targets.age,
         "age_pred": predictions.age_years.astype(np.float32),
     }
+    for task in model.untrained_heads:  # a head that never saw a label: its outputs are noise, never scored or shown
+        table[f"{task}_true"] = np.full_like(table[f"{task}_true"], np.nan if task == "age" else MISSING)
+        table[f"{task}_pred"] = np.full_like(table[f"{task}_pred"], np.nan if task == "age" else MISSING)
+        for key in (f"{task}_confidence", f"{task}_probs"):
+            if key in table:
+                table[key] = np.full_like(table[key], np.nan)
+    return table
 
 
 def forget_untrained_tasks(table: dict[str, np.ndarray], trained: Targets) -> None:
@@ -125,7 +174,8 @@ def emotion_shares(table: dict[str, np.ndarray], corpora: np.ndarray) -> dict[st
     model says of speech without emotion labels (read speech should come out neutral)."""
 
     def shares(mask: np.ndarray) -> dict[str, float]:
-        counts = np.bincount(table["emotion_pred"][mask], minlength=len(EMOTIONS))
+        predicted = table["emotion_pred"][mask]
+        counts = np.bincount(predicted[predicted != MISSING], minlength=len(EMOTIONS))
         return {emotion: float(n / max(int(mask.sum()), 1)) for emotion, n in zip(EMOTIONS, counts)}
 
     return {"overall": shares(np.ones(len(corpora), bool)), **{c: shares(corpora == c) for c in sorted(set(corpora))}}
@@ -162,17 +212,22 @@ def cross_validate(
     fold_reports: list[dict[str, Any]] = []
     histories: list[TrainingHistory] = []
     baselines = np.zeros(len(clips), np.float32)
-    test_sets = make_folds(clips, folds, split, config.seed)
-    if split == "corpus" and len(test_sets) < 2:
-        raise ValueError("leave-one-corpus-out needs at least two corpora")
+    test_sets = checked_folds(clips, folds, split, config.seed)
     folds = len(test_sets)  # leave-one-corpus-out: one per corpus, whatever was asked
     for k, test_index in enumerate(test_sets):
         train_index = np.setdiff1d(np.arange(len(clips)), test_index)
+        test_clips = [clips[i] for i in test_index]
+        trained = targets.subset(train_index)
         model, history = fit(
-            features[train_index], targets.subset(train_index), [speakers[i] for i in train_index], encoder, config
+            features[train_index],
+            trained,
+            [speakers[i] for i in train_index],
+            encoder,
+            config,
+            held_out=(features[test_index], scored_targets(test_clips, trained)),
         )
-        table = prediction_table(model, features[test_index], [clips[i] for i in test_index])
-        forget_untrained_tasks(table, targets.subset(train_index))
+        table = prediction_table(model, features[test_index], test_clips)
+        forget_untrained_tasks(table, trained)
         overall, per_corpus = score(table, corpora[test_index], model.metadata.age_mean)
         fold_reports.append(
             {"fold": k + 1, "n_test": int(len(test_index)), "overall": overall, "per_corpus": per_corpus}
@@ -193,12 +248,18 @@ def cross_validate(
         temperatures = _calibrate_out_of_corpus(pooled, corpora)
     # pooled metrics judge each clip by its own fold's model; the age baseline is each fold's training mean
     overall, per_corpus = score(pooled, corpora, float(baselines.mean()))
-    scored = [f["overall"] for f in fold_reports]
-    if split == "corpus":  # a corpus labelled with one emotion only (neutral read speech) has no UAR to average
-        scored = [{k: v for k, v in f.items() if k != "emotion" or _emotions_present(v) > 1} for f in scored]
+    degenerate = single_class_folds(fold_reports)
+    scored = [
+        {task: v for task, v in f["overall"].items() if f["fold"] not in degenerate.get(task, ())} for f in fold_reports
+    ]
     mean, std = summarize_folds(scored)
     report = metrics_report(overall, per_corpus, folds=fold_reports, std=std, protocol=PROTOCOLS[split].format(k=folds))
     report["fold_mean"] = mean
+    if degenerate:
+        report["single_class_folds"] = degenerate
+        report["warnings"] = [single_class_warning(task, numbers) for task, numbers in degenerate.items()]
+        for warning in report["warnings"]:
+            log.warning("%s", warning)
     report["split"] = split
     report["emotion_predicted"] = emotion_shares(pooled, corpora)
     if split == "corpus":
@@ -209,19 +270,40 @@ def cross_validate(
                     corpus_report[task]["ece_calibrated"] = _calibrated_ece(pooled, corpora == name, task)
             if task in overall:
                 overall[task]["ece_calibrated"] = _calibrated_ece(pooled, np.ones(len(clips), bool), task)
-            scored = [
-                r[task]["ece_calibrated"]
-                for r in per_corpus.values()
-                if task in r and (task == "gender" or _emotions_present(r[task]) > 1)
+            # the corpora that count in the fold mean: two classes or more (single_class_folds)
+            calibrated = [
+                r[task]["ece_calibrated"] for r in per_corpus.values() if task in r and _classes_present(r[task]) > 1
             ]
-            if task in mean and scored:
-                mean[task]["ece_calibrated"] = float(np.mean(scored))
+            if task in mean and calibrated:
+                mean[task]["ece_calibrated"] = float(np.mean(calibrated))
     pooled["fold"] = fold_of
     return CrossValidation(report, pooled, histories, temperatures)
 
 
-def _emotions_present(emotion: dict) -> int:
-    return sum(1 for row in emotion["confusion"] if sum(row))
+def _classes_present(task: dict) -> int:
+    return sum(1 for row in task["confusion"] if sum(row))
+
+
+def single_class_folds(fold_reports: Sequence[dict]) -> dict[str, list[int]]:
+    """Per classification task, the folds whose test part holds one class only (one gender, or a corpus
+    labelled neutral throughout). Their accuracy is the recall of that one class and their UAR no average
+    at all: 0 % or 100 % by the luck of the draw, which swamps the fold mean and spread (45.8 % ± 46.9 on
+    one actor a fold). So they are left out of both; the pooled figures, which judge each clip once,
+    still count their clips, and the report names them."""
+    found: dict[str, list[int]] = {}
+    for task in ("emotion", "gender"):
+        numbers = [f["fold"] for f in fold_reports if task in f["overall"] and _classes_present(f["overall"][task]) < 2]
+        if numbers:
+            found[task] = numbers
+    return found
+
+
+def single_class_warning(task: str, folds: Sequence[int]) -> str:
+    plural = len(folds) > 1
+    return (
+        f"{task}: the test part of fold{'s' * plural} {', '.join(map(str, folds))} holds one {task} class only; "
+        f"left out of the {task} fold mean and ± spread (the pooled figures still count {'their' if plural else 'its'} clips)"
+    )
 
 
 def _calibrate_out_of_corpus(pooled: dict[str, np.ndarray], corpora: np.ndarray) -> dict[str, float]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,14 +52,20 @@ class EmbeddingResult:
     vector: np.ndarray | None = None
     error: str | None = None
     warning: str | None = None  # doubtful but usable audio (silent, clipped...); None when fine or failed
+    speech_s: float = 0.0  # seconds of speech the voice detector found (speech.py), summed over the chunks
     chunk_vectors: list[np.ndarray] = field(default_factory=list, repr=False)
     chunk_seconds: list[float] = field(default_factory=list, repr=False)
 
 
+#: called with the seconds of audio in each chunk as it is embedded, from any worker thread
+Progress = Callable[[float], None]
+
+
 def embed_files(
-    sources: Iterable[Path | Waveform], encoder: Encoder, options: PredictOptions
+    sources: Iterable[Path | Waveform], encoder: Encoder, options: PredictOptions, progress: Progress | None = None
 ) -> Iterator[EmbeddingResult]:
-    """Embed every source, yielding one EmbeddingResult per source in input order.
+    """Embed every source, yielding one EmbeddingResult per source in input order; `progress` hears
+    of each chunk's seconds as they are embedded (results come out in groups, progress does not).
 
     With workers (the default), groups of `batch_size` sources are decoded and embedded by a pool of
     threads, one torch thread each, and their results handed on in input order. Threads suffice:
@@ -68,19 +74,19 @@ def embed_files(
     """
     workers = default_workers() if options.workers is None else options.workers
     if workers <= 0:
-        yield from _embed_in_order(sources, encoder, options)
+        yield from _embed_in_order(sources, encoder, options, progress)
         return
-    yield from _embed_in_parallel(sources, encoder, options, workers)
+    yield from _embed_in_parallel(sources, encoder, options, workers, progress)
 
 
 def _embed_in_parallel(
-    sources: Iterable[AudioSource], encoder: Encoder, options: PredictOptions, workers: int
+    sources: Iterable[AudioSource], encoder: Encoder, options: PredictOptions, workers: int, progress: Progress | None
 ) -> Iterator[EmbeddingResult]:
     threads = compute_threads(workers)
 
     def embed_group(group: list[AudioSource]) -> list[EmbeddingResult]:
         torch.set_num_threads(threads)  # the calling thread's own OpenMP setting
-        results = list(_embed_in_order(group, encoder, options))
+        results = list(_embed_in_order(group, encoder, options, progress))
         return_free_memory()
         return results
 
@@ -119,18 +125,21 @@ def _chunks(source: AudioSource, options: PredictOptions, stats: SignalStats) ->
 
 
 def _embed_in_order(
-    sources: Iterable[AudioSource], encoder: Encoder, options: PredictOptions
+    sources: Iterable[AudioSource], encoder: Encoder, options: PredictOptions, progress: Progress | None = None
 ) -> Iterator[EmbeddingResult]:
     """embed_files in the calling thread: chunks of consecutive sources share encoder calls."""
     waiting: deque[EmbeddingResult] = deque()  # sources started but not yet yielded, in input order
     batch: list[tuple[EmbeddingResult, np.ndarray]] = []  # chunks waiting for the encoder
 
     def run_batch() -> None:
-        for (result, _), vector in zip(batch, _embed_chunks(encoder, [wave for _, wave in batch])):
+        for (result, _), (vector, speech_s) in zip(batch, _embed_chunks(encoder, [wave for _, wave in batch])):
             if isinstance(vector, str):
                 result.error = result.error or vector
             else:
                 result.chunk_vectors.append(vector)
+                result.speech_s += speech_s
+        if progress is not None and batch:
+            progress(sum(len(wave) for _, wave in batch) / SAMPLE_RATE)
         batch.clear()
 
     def finished() -> Iterator[EmbeddingResult]:
@@ -189,26 +198,27 @@ def _in_batch(result: EmbeddingResult, batch: list) -> bool:
 ENCODER_ERRORS = (RuntimeError, ValueError, LookupError, ArithmeticError)
 
 
-def _embed_chunks(encoder: Encoder, waves: Sequence[np.ndarray]) -> list[np.ndarray | str]:
-    """Embed a batch; if the batch fails, retry one by one so only the offending source gets an error."""
+def _embed_chunks(encoder: Encoder, waves: Sequence[np.ndarray]) -> list[tuple[np.ndarray | str, float]]:
+    """Embed a batch, with each wave's seconds of speech; if the batch fails, retry one by one so only
+    the offending source gets an error (a message in place of its vector)."""
     if not waves:
         return []
     try:
-        vectors = list(encoder.embed(waves))
-        if len(vectors) != len(waves):
+        vectors, speech = encoder.embed_with_speech(waves)
+        if len(vectors) != len(waves) or len(speech) != len(waves):
             raise ValueError(f"encoder returned {len(vectors)} embeddings for {len(waves)} waveforms")
         if all(np.isfinite(v).all() for v in vectors):
-            return list(vectors)
+            return list(zip(vectors, speech))
         log.debug("batch embedding has non-finite values; retrying file by file")
     except ENCODER_ERRORS as batch_error:
         log.debug("batch embedding failed (%s); retrying file by file", batch_error)
-    results: list[np.ndarray | str] = []
+    results: list[tuple[np.ndarray | str, float]] = []
     for wave in waves:
         try:
-            (vector,) = encoder.embed([wave])
-            results.append(vector if np.isfinite(vector).all() else "embedding failed: non-finite embedding")
+            (vector,), (seconds,) = encoder.embed_with_speech([wave])
+            results.append((vector if np.isfinite(vector).all() else "embedding failed: non-finite embedding", seconds))
         except ENCODER_ERRORS as error:
-            results.append(f"embedding failed: {_first_line(error)}")
+            results.append((f"embedding failed: {_first_line(error)}", 0.0))
     return results
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from persona_cli.corpora import LabelledClip, read_corpora, summarize
 from persona_cli.cross_validation import (
+    checked_folds,
     cross_validate,
     emotion_shares,
     forget_untrained_tasks,
@@ -26,12 +27,14 @@ from persona_cli.cross_validation import (
 from persona_cli.embedding_cache import EmbeddingCache
 from persona_cli.encoders import DEFAULT_ENCODER, Encoder, check_installed
 from persona_cli.errors import ModelLoadingError, UsageError
-from persona_cli.labels import EMOTIONS, GENDERS, MISSING, WEAK_NEUTRAL
+from persona_cli.labels import WEAK_NEUTRAL
 from persona_cli.metrics import metrics_report
 from persona_cli.model import PersonaModel, model_file_name
 from persona_cli.normalization import check_normalization, input_width, network_inputs, training_groups
 from persona_cli.options import Head, PredictOptions, Split, plain
 from persona_cli.predictor import Predictor, build_encoder
+from persona_cli.report import check_output_folder
+from persona_cli.run_tables import data_summary, headline_figures, predictions_frame, untested_report
 from persona_cli.training import PAPER_RECIPE, Targets, TrainConfig, TrainingHistory, fit
 
 log = logging.getLogger("persona")
@@ -62,19 +65,24 @@ def train(
     test_corpus: str | None = None,
     weak_neutral: Sequence[str] = (),
     out: str | Path | None = None,
+    overwrite: bool = False,
+    name: str | None = None,
     device: str = "auto",
     batch_size: int = 32,
     command: str | None = None,
 ) -> dict:
     """Cross-validate the multi-task model on labelled corpora and return the metrics (what
-    `metrics.json` holds; empty when `folds` < 2 and no `test_corpus`).
+    `metrics.json` holds; with `folds` < 2 and no `test_corpus`, no scores: only the protocol and
+    the training data).
 
     `data`: corpus folders or manifest CSVs (`NAME:PATH` forces a reader); `split`: speaker or
     random folds; `head`: fcn or cnn (default: the recipe's); `paper_recipe`: the paper's optimiser
     and early stopping; `normalize`: none, corpus or speaker; `test_corpus`: train on the other
     corpora and score on this one instead of cross-validating; `weak_neutral`: corpora whose clips
     without an emotion label train as neutral (read speech); `out`: a folder for the report
-    (metrics.json, report.md, plots) and, unless `test_corpus`, a final model trained on all the data.
+    (metrics.json, report.md, plots) and, unless `test_corpus`, a final model trained on all the data;
+    `overwrite`: write into a non-empty `out`; `name`: the final model's name, shown in the `model`
+    column of its predictions (default: the name of `out`).
     """
     split, normalize, head = plain(split), plain(normalize), plain(head)
     if split not in tuple(Split):
@@ -82,11 +90,17 @@ def train(
     config = training_recipe(head=head, epochs=epochs, seed=seed, normalize=normalize, paper_recipe=paper_recipe)
     check_installed(encoder)  # a missing extra before the corpora are read
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
+    check_output_folder(out, overwrite)
+    cross_validating = not test_corpus and (folds >= 2 or split == "corpus")  # leave-one-corpus-out ignores --folds
+    if not test_corpus and not cross_validating and out is None:
+        raise UsageError(
+            f"--folds {folds} without -o would train a model and keep nothing: add -o DIR to save it, "
+            "or use --folds 2 or more to cross-validate"
+        )
     clips = read_corpora(data)
-    corpora = {c.corpus for c in clips}
-    if split == "corpus" and len(corpora) < 2:
-        raise UsageError("--split corpus holds out one corpus at a time: give at least two corpora")
-    check_weak_neutral(weak_neutral, corpora)
+    if cross_validating:
+        checked_folds(clips, folds, split, seed)
+    check_weak_neutral(weak_neutral, {c.corpus for c in clips})
     labelled = embed_clips(clips, build_encoder(options), options)
     labelled = normalize_features(weakly_neutral(labelled, weak_neutral), normalize)
     if test_corpus:
@@ -100,23 +114,32 @@ def train(
             command=command,
         )
         return report
-    summary = {**data_summary(labelled), "recipe": dataclasses.asdict(config), "command": command}
-    report, temperatures = {}, {}
-    if folds >= 2 or split == "corpus":  # leave-one-corpus-out ignores --folds
+    summary = {**data_summary(labelled.clips), "recipe": dataclasses.asdict(config), "command": command}
+    title = f"persona train: {encoder} + {config.head}"
+    if not cross_validating:  # out is set: checked above
+        model, history = _train_final(labelled, config, summary)
+        report = untested_report(folds, summary)
+        log.info("%s", report["protocol"])
+        _write_report(out, report, None, [history], title=title, command=command)
+    else:
         result = cross_validate(labelled.features, labelled.clips, encoder, folds, split, config)
-        report, temperatures = result.report, result.temperatures
+        report = {**result.report, "training_data": data_summary(labelled.clips)}
         _write_report(
             out,
             report,
             predictions_frame(labelled.clips, result.predictions),
             result.histories,
-            title=f"persona train: {encoder} + {config.head}",
+            title=title,
             command=command,
         )
+        if out is None:
+            return report
         summary["cross_validation"] = headline_figures(report)
-    if out is not None:
-        path = write_model(train_final_model(labelled, config, summary, temperatures), Path(out))
-        log.info("final model (trained on all %d clips) saved to %s", len(labelled.clips), path)
+        model, _ = _train_final(labelled, config, summary, result.temperatures)
+    assert out is not None
+    model.metadata.name = model.name = name or Path(out).resolve().name
+    path = write_model(model, Path(out))
+    log.info("final model %r (trained on all %d clips) saved to %s", model.name, len(labelled.clips), path)
     return report
 
 
@@ -138,12 +161,15 @@ def evaluate(
     model: str | Path | None = None,
     encoder_source: str | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     device: str = "auto",
     batch_size: int = 32,
     command: str | None = None,
 ) -> dict:
     """Score a trained model (default: the bundled one) on labelled corpora and return the metrics
-    (what `metrics.json` holds); `out`: a folder for the report, plots and per-file predictions."""
+    (what `metrics.json` holds); `out`: a folder for the report, plots and per-file predictions
+    (`overwrite`: even if it is not empty)."""
+    check_output_folder(out, overwrite)
     predictor = Predictor(model, encoder_source=encoder_source, device=device, batch_size=batch_size)
     labelled = normalize_features(embed_corpora(data, predictor.encoder, predictor.options), predictor.normalization)
     report, predictions = score_model(predictor.model.to("cpu"), labelled)
@@ -241,44 +267,18 @@ def cross_corpus(data: LabelledFeatures, test_corpus: str, config: TrainConfig) 
     return report, predictions_frame(test_clips, table)
 
 
-def predictions_frame(clips: Sequence[LabelledClip], table: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per-file true and predicted labels, as names, for predictions.csv and the plots."""
-
-    def names(indices: np.ndarray, labels: Sequence[str]) -> list[str | None]:
-        return [labels[i] if i != MISSING else None for i in indices]
-
-    frame = pd.DataFrame(
-        {
-            "path": [str(c.path) for c in clips],
-            "corpus": [c.corpus for c in clips],
-            "speaker": [c.speaker for c in clips],
-            "emotion_true": names(table["emotion_true"], EMOTIONS),
-            "emotion_pred": names(table["emotion_pred"], EMOTIONS),
-            "gender_true": names(table["gender_true"], GENDERS),
-            "gender_pred": names(table["gender_pred"], GENDERS),
-            "age_true": table["age_true"],
-            "age_pred": np.round(table["age_pred"], 1),
-        }
-    )
-    for column in (
-        "emotion_confidence",
-        "emotion_confidence_calibrated",
-        "gender_confidence",
-        "gender_confidence_calibrated",
-    ):
-        if column in table:
-            frame[column] = np.round(table[column], 4)
-    if "fold" in table:
-        frame.insert(3, "fold", table["fold"])
-    return frame
-
-
 def train_final_model(
     data: LabelledFeatures, config: TrainConfig, summary: dict, temperatures: dict[str, float] | None = None
 ) -> PersonaModel:
     """One model on all the data (its early-stopping part still held out by speaker), with the
     softmax temperatures leave-one-corpus-out fitted, if any."""
-    model, _ = fit(
+    return _train_final(data, config, summary, temperatures)[0]
+
+
+def _train_final(
+    data: LabelledFeatures, config: TrainConfig, summary: dict, temperatures: dict[str, float] | None = None
+) -> tuple[PersonaModel, TrainingHistory]:
+    model, history = fit(
         data.features,
         Targets.from_clips(data.clips),
         [c.speaker for c in data.clips],
@@ -289,22 +289,7 @@ def train_final_model(
     model.metadata.encoder_revision = data.encoder_revision
     model.metadata.emotion_temperature = (temperatures or {}).get("emotion", 1.0)
     model.metadata.gender_temperature = (temperatures or {}).get("gender", 1.0)
-    return model
-
-
-def data_summary(data: LabelledFeatures) -> dict:
-    """What a model was trained on, for its metadata."""
-    corpora = sorted({c.corpus for c in data.clips})
-    return {
-        "clips": len(data.clips),
-        "speakers": len({c.speaker for c in data.clips}),
-        "corpora": {name: sum(c.corpus == name for c in data.clips) for name in corpora},
-        "labelled": {
-            "emotion": sum(c.emotion is not None for c in data.clips),
-            "gender": sum(c.gender is not None for c in data.clips),
-            "age": sum(c.age is not None for c in data.clips),
-        },
-    }
+    return model, history
 
 
 def score_model(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.DataFrame]:
@@ -314,27 +299,23 @@ def score_model(model: PersonaModel, data: LabelledFeatures) -> tuple[dict, pd.D
         raise ModelLoadingError(f"model expects {expected}-d inputs, data has {data.features.shape[1]}-d")
     table = prediction_table(model, data.features, data.clips)
     corpora = np.array([c.corpus for c in data.clips])
+    # prediction_table leaves such heads' columns empty: their outputs are their initial weights' noise
+    warnings = [f"{task}: this model saw no {task} labels in training; not scored" for task in model.untrained_heads]
     # the trivial age baseline is the model's own training mean, the honest "predict the mean" rival
     overall, per_corpus = score(table, corpora, model.metadata.age_mean)
     protocol = f"evaluation of model {model.name} (encoder {model.metadata.encoder}) on the given data, no training"
     report = metrics_report(overall, per_corpus, protocol=protocol)
     report["emotion_predicted"] = emotion_shares(table, corpora)
+    # corpora are matched by reader name: another copy of a corpus the model learnt is still that corpus
+    seen = sorted(set(model.metadata.training.get("corpora", {})) & set(corpora))
+    report["in_training_data"] = seen
+    if seen:
+        warnings.insert(0, f"the model was trained on {', '.join(seen)}: these figures are in-corpus, not a test")
+    for warning in warnings:
+        log.warning("%s", warning)
+    if warnings:
+        report["warnings"] = warnings
     return report, predictions_frame(data.clips, table)
-
-
-def headline_figures(report: dict) -> dict:
-    """The scalar metrics of a CV report (no confusion matrices), to store in a model's metadata."""
-
-    def scalars(tasks: dict) -> dict:
-        return {
-            task: {k: v for k, v in values.items() if isinstance(v, (int, float))} for task, values in tasks.items()
-        }
-
-    return {
-        "protocol": report["protocol"],
-        "overall": scalars(report["overall"]),
-        "per_corpus": {name: scalars(tasks) for name, tasks in report["per_corpus"].items()},
-    }
 
 
 def write_model(model: PersonaModel, out_dir: Path) -> Path:

@@ -3,6 +3,8 @@
 #: the paper's six emotions (CREMA-D's); other corpora's extra emotions are masked out of training
 EMOTIONS = ("anger", "disgust", "fear", "happy", "neutral", "sad")
 GENDERS = ("female", "male")
+#: the three heads of the network, each scored and reported on its own
+TASKS = ("emotion", "gender", "age")
 
 #: class index of a missing label (emotion, gender); a missing age is NaN
 MISSING = -1

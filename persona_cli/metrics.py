@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from persona_cli.labels import EMOTIONS, GENDERS, MISSING
+from persona_cli.labels import EMOTIONS, GENDERS, MISSING, TASKS
 
-TASKS = ("emotion", "gender", "age")
 #: the metrics averaged over folds; "n" and "confusion" are summed instead, "labels" copied
 SCALAR_METRICS = ("accuracy", "uar", "macro_f1", "ece", "rmse", "mae", "baseline_rmse", "baseline_mae")
 
@@ -223,7 +222,10 @@ _COLUMNS = (
 
 
 def markdown_table(report: Mapping[str, Any]) -> str:
-    """The report as Markdown: the protocol line, then one row per corpus and a last "overall" row."""
+    """The report as Markdown: the protocol line, then one row per corpus and a last "overall" row
+    (the protocol line alone when nothing was scored: a model trained without cross-validation)."""
+    if not report.get("overall") and not report.get("per_corpus"):
+        return f"Protocol: {report['protocol']}\n"
     std = report.get("std") or {}
     rows: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]] = [
         (name, result, {}) for name, result in report["per_corpus"].items()

@@ -21,7 +21,7 @@ from torch import nn
 
 from persona_cli import __version__
 from persona_cli.errors import ModelLoadingError
-from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.labels import EMOTIONS, GENDERS, TASKS
 
 # where models are found and how they are named live in models_info.py, which needs no torch
 from persona_cli.models_info import (  # noqa: F401 - re-exported: callers import them from here
@@ -55,6 +55,12 @@ class ModelMetadata:
     emotion_temperature: float = 1.0
     gender_temperature: float = 1.0
     training: dict = field(default_factory=dict)  # data summary, recipe, cross-validated figures
+    # the heads that saw at least one label in training (of "emotion", "gender", "age"); None in models
+    # from before persona recorded it, whose heads all count as trained. An untrained head still
+    # outputs numbers (its random initial weights'), which the predictor must not pass off as estimates.
+    trained_heads: list[str] | None = None
+    # shown in each output row's `model` column; "" (bundled and older models): the file's stem
+    name: str = ""
     persona_version: str = __version__
 
 
@@ -147,7 +153,13 @@ class PersonaModel:
     def __init__(self, network: PersonaNet, metadata: ModelMetadata, name: str = "unsaved"):
         self.network = network.eval()
         self.metadata = metadata
-        self.name = name  # shown in each output row's `model` column
+        self.name = metadata.name or name  # shown in each output row's `model` column
+
+    @property
+    def untrained_heads(self) -> list[str]:
+        """The heads that never saw a label in training (none for models that do not record it)."""
+        trained = self.metadata.trained_heads
+        return [] if trained is None else [task for task in TASKS if task not in trained]
 
     def to(self, device: str | torch.device) -> PersonaModel:
         self.network.to(device)
@@ -213,4 +225,4 @@ def load_model(path: str | Path) -> PersonaModel:
         network.load_state_dict(state)
     except (json.JSONDecodeError, TypeError, ValueError, RuntimeError) as error:
         raise ModelLoadingError(f"damaged persona checkpoint {path}: {str(error).splitlines()[0]}") from None
-    return PersonaModel(network, metadata, name=path.stem)
+    return PersonaModel(network, metadata, name=path.stem)  # metadata.name, where set, wins

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 
 from persona_cli.encoders import DEFAULT_ENCODER, encoder_slug
 from persona_cli.errors import ModelLoadingError
+from persona_cli.labels import TASKS
 from persona_cli.metrics import markdown_table
 
 BUNDLED_MODELS = Path(__file__).parent / "models"
@@ -63,7 +64,7 @@ def resolve_model_path(model: str | PathLike) -> Path:
 class ModelInfo:
     """A checkpoint's description of itself, as `persona models` shows it."""
 
-    name: str  # the file's stem: the `model` column of its predictions
+    name: str  # the `model` column of its predictions: the name set at training, else the file's stem
     path: Path
     bundled: bool  # shipped with persona: `--model NAME` finds it
     default: bool  # what predict and eval use without --model, --encoder or --normalize
@@ -71,6 +72,7 @@ class ModelInfo:
     head: str  # fcn or cnn
     normalization: str  # none, corpus or speaker
     calibrated: bool  # softmax temperatures fitted on out-of-corpus predictions
+    trained_heads: list[str] | None  # the tasks that had labels in training (None: older models, all)
     persona_version: str  # the persona that trained it
     # as stored at training: clips, speakers, corpora (clips each), labelled (clips per task), recipe,
     # command and cross_validation (the headline figures); empty for a model saved without it
@@ -99,7 +101,7 @@ def read_model_info(model: str | PathLike) -> ModelInfo:
         raise ModelLoadingError(f"not a readable persona checkpoint: {path} ({error})") from None
     resolved = path.resolve()
     return ModelInfo(
-        name=path.stem,
+        name=str(stored.get("name") or path.stem),
         path=path,
         bundled=resolved.parent == BUNDLED_MODELS.resolve(),
         default=resolved == bundled_model_path(DEFAULT_ENCODER).resolve(),
@@ -107,6 +109,7 @@ def read_model_info(model: str | PathLike) -> ModelInfo:
         head=str(stored.get("head", "?")),
         normalization=str(stored.get("normalization", "none")),
         calibrated=stored.get("emotion_temperature", 1.0) != 1.0 or stored.get("gender_temperature", 1.0) != 1.0,
+        trained_heads=stored.get("trained_heads"),
         persona_version=str(stored.get("persona_version", "?")),
         training=stored.get("training") or {},
     )
@@ -143,6 +146,8 @@ def describe_model(info: ModelInfo, *, full: bool = False) -> str:
     ]
     if figures:
         rows.append(("overall", _headline(figures.get("overall", {}))))
+    if info.trained_heads is not None and set(info.trained_heads) != set(TASKS):
+        rows.append(("predicts", ", ".join(info.trained_heads) + " (the other heads had no labels in training)"))
     rows.append(("calibrated", "yes: temperatures fitted on held-out corpora" if info.calibrated else "no"))
     if full:
         labelled = ", ".join(f"{task} {count}" for task, count in training.get("labelled", {}).items())

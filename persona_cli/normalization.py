@@ -12,6 +12,7 @@ needs at least MIN_GROUP_FILES files, or its statistics are noise, and it is ref
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -52,7 +53,27 @@ def check_prediction_groups(paths: Sequence[Path], how: str, speakers: Mapping[s
     """Refuse, before any work, a prediction run whose groups are too small to normalise."""
     if how != "none":
         what = "run" if how == "corpus" else "speaker" if speakers else "speaker folder"
-        check_group_sizes(prediction_groups(paths, how, speakers), what=what)
+        groups = prediction_groups(paths, how, speakers)
+        check_group_sizes(groups, what=what)
+        if how == "speaker":
+            _say_folders_are_speakers([g for p, g in zip(paths, groups) if speaker_of(p, speakers or {}) is None])
+
+
+def _say_folders_are_speakers(folders: Sequence[str]) -> None:
+    """One line saying that files without a listed speaker are grouped by folder: a flat folder of
+    many people's clips would otherwise be normalised as one voice without a word."""
+    counts = Counter(folders)
+    if not counts:
+        return
+    folder, files = counts.most_common(1)[0]
+    others = f" (and {len(counts) - 1} more folders, each one speaker)" if len(counts) > 1 else ""
+    log.warning(
+        "--normalize speaker groups files by folder: %d files in %s are treated as one speaker%s; "
+        "if they are not, give each file's speaker in a --files-from CSV",
+        files,
+        folder,
+        others,
+    )
 
 
 def training_groups(corpora: Sequence[str], speakers: Sequence[str], how: str) -> tuple[list[str], list[str] | None]:

@@ -19,19 +19,24 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from persona_cli.errors import UsageError
 
+log = logging.getLogger("persona")
+
 STDOUT = "-"
+#: columns naming what made a row: resuming refuses an output whose rows another setting made
+MADE_BY = ("encoder", "model", "normalization")
 #: rows per Parquet row group: large groups read fast
 PARQUET_ROW_GROUP = 1024
 
@@ -99,14 +104,18 @@ _SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parqu
 
 
 def resolve_format(target: str | None, fmt: str | None) -> str:
-    """`--format` wins; else the extension of `-o`; stdout defaults to CSV."""
+    """`--format`, else the extension of `-o`; stdout defaults to CSV. A `--format` that contradicts a
+    known extension (`-o m.csv --format parquet`) is refused: the file would lie about its content."""
+    suffix = "" if target in (None, STDOUT) else Path(target).suffix.lower()
     if fmt:
         if fmt not in JOURNALS:
             raise UsageError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+        implied = _SUFFIX_FORMATS.get(suffix)
+        if implied is not None and implied != fmt:
+            raise UsageError(f"--format {fmt} contradicts the {suffix} extension of -o {target}; change one of them")
         return fmt
     if target in (None, STDOUT):
         return "csv"
-    suffix = Path(target).suffix.lower()
     if suffix not in _SUFFIX_FORMATS:
         raise UsageError(f"cannot tell the format of {target!r} from its extension; use --format {{csv,jsonl,parquet}}")
     return _SUFFIX_FORMATS[suffix]
@@ -129,6 +138,9 @@ class OutputTarget:
         self.resume = resume
         self.done: set[str] = set()  # paths whose rows are already written (resume)
         self.done_failed = 0  # how many of those rows carry an error
+        self._republished = False  # resuming made `.partial` from the published file
+        # the values those rows hold in the columns that name what made them (encoder, model...)
+        self.done_made_by: dict[str, set[str]] = {name: set() for name in MADE_BY if name in schema.names}
         if self.path is None:
             if self.format == "parquet":
                 raise UsageError("Parquet cannot be written to stdout; give -o FILE.parquet")
@@ -136,6 +148,10 @@ class OutputTarget:
                 raise UsageError("--resume needs an output file (-o FILE)")
             return
         self.partial = self.path.with_name(f".{self.path.name}.partial")
+        if self.path.is_dir():
+            raise UsageError(
+                f"-o {target} is a folder; give a file name, such as {self.path / ('predictions.' + self.format)}"
+            )
         if not self.path.parent.is_dir():
             raise UsageError(f"output folder does not exist: {self.path.parent}")
         if not os.access(self.path.parent, os.W_OK):
@@ -159,9 +175,50 @@ class OutputTarget:
             _cut_torn_last_line(self.partial)  # a killed run is newer than any published file
         elif self.path.exists():
             self._republish_as_partial()
+            self._republished = True
         for row in self._journal_rows():
+            if not self.done and sorted(row) != sorted(self.schema.names):
+                self._refuse(f"its columns are not persona's {self._kind()} columns")
             self.done.add(row["path"])
             self.done_failed += bool(row.get("error"))
+            for name, values in self.done_made_by.items():
+                if row.get(name):
+                    values.add(str(row[name]))
+
+    def _refuse(self, why: str) -> NoReturn:
+        """A UsageError, leaving the output as it was found: no `.partial` copy made only to resume."""
+        if self._republished:
+            self.partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot resume {self.path}: {why}")
+
+    def _kind(self) -> str:
+        return "prediction" if "model" in self.schema.names else "embedding"
+
+    def check_resume(self, paths: Iterable[str], made_by: Mapping[str, str]) -> None:
+        """Refuse to append to an output made by other settings (`made_by`: this run's encoder, model
+        and normalisation) or from other inputs (none of its rows' paths among `paths`, as rows show
+        them); warn when only some of its rows are from other inputs. Nothing to check without --resume."""
+        if not self.done:
+            return
+        for name, value in made_by.items():
+            earlier = self.done_made_by.get(name, set())
+            if earlier and earlier != {value}:
+                self._refuse(
+                    f"its rows were made with {name} {', '.join(sorted(earlier))}, "
+                    f"and this run uses {value}; resume with the same settings, or write another file"
+                )
+        foreign = len(self.done - set(paths))
+        if foreign == len(self.done):
+            self._refuse(
+                f"none of its {len(self.done)} rows is from these inputs (is it the right file? --overwrite replaces it)"
+            )
+        if foreign:
+            log.warning(
+                "resuming %s: %d of its %d rows are from files not among these inputs; they are kept",
+                self.path,
+                foreign,
+                len(self.done),
+            )
 
     def _republish_as_partial(self) -> None:
         assert self.path is not None  # only file targets resume
@@ -184,7 +241,7 @@ class OutputTarget:
                 if self.format == "csv":
                     reader = csv.DictReader(stream)
                     if reader.fieldnames and reader.fieldnames != self.schema.names:
-                        raise UsageError(f"cannot resume {self.path}: its columns are not persona's")
+                        self._refuse(f"its columns are not persona's {self._kind()} columns")
                     yield from reader
                 else:
                     for line in stream:

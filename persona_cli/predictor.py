@@ -24,9 +24,10 @@ import numpy as np
 
 from persona_cli import runtime
 from persona_cli.audio import display_path
-from persona_cli.embedding import EmbeddingResult, Waveform, batched, embed_files
+from persona_cli.embedding import EmbeddingResult, Progress, Waveform, batched, embed_files
 from persona_cli.encoders import CHOICES, DEFAULT_ENCODER, Encoder, check_installed, is_encoder_name, load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
+from persona_cli.labels import EMOTIONS
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
 from persona_cli.models_info import resolve_model_path
 from persona_cli.normalization import MIN_GROUP_FILES, check_prediction_groups, network_inputs, prediction_groups
@@ -36,6 +37,15 @@ from persona_cli.results import Embedding, Prediction
 log = logging.getLogger("persona")
 
 _Self = TypeVar("_Self", bound="Embedder")
+
+# Seconds of speech (speech.py) below which a file is an error row, `no speech detected`, and below
+# which its predictions carry a `little speech` warning. Chosen by measurement
+# (scripts/measure_speech_detection.py): every real clip of the corpora in ../shared/data holds more
+# than NO_SPEECH_SECONDS, and generated noise, tones, hum and synthesised music hold none. The
+# warning matches PredictOptions.min_seconds, the shortest audio predicted at all; about 1 real clip
+# in 80 falls below it, most of them single words.
+NO_SPEECH_SECONDS = 0.2
+LITTLE_SPEECH_SECONDS = 0.5
 
 
 def build_encoder(options: PredictOptions, name: str | None = None) -> Encoder:
@@ -87,16 +97,43 @@ class Embedder:
         if options.encoder is not None:
             check_installed(options.encoder)
         device = runtime.resolve_device(options.device)
+        if options.half and device == "cpu":
+            # float16 is a GPU format: a CPU computes it slower than float32, and not at all for some ops
+            raise UsageError(
+                f"--half needs a GPU, and this run uses the CPU{'' if options.device == 'cpu' else ' (no GPU found)'}; "
+                "drop --half"
+            )
         self.options = dataclasses.replace(options, device=device, workers=runtime.configure(options.workers))
         self.encoder = self._load(self.options)
 
     def _load(self, options: PredictOptions) -> Encoder:
         return build_encoder(options)
 
-    def embed_files(self, paths: Iterable[str | PathLike]) -> Iterator[Embedding]:
-        """One Embedding per file, lazily and in input order; a file that fails carries an `error`."""
-        for result in embed_files((Path(p) for p in paths), self.encoder, self.options):
+    @property
+    def made_by(self) -> dict[str, str]:
+        """What makes this object's rows what they are, by output column (for --resume's check)."""
+        return {"encoder": self.encoder.name}
+
+    def embed_files(self, paths: Iterable[str | PathLike], *, progress: Progress | None = None) -> Iterator[Embedding]:
+        """One Embedding per file, lazily and in input order; a file that fails (or holds no speech)
+        carries an `error`. `progress` is called with each chunk's seconds of audio as it is embedded."""
+        for result in self._embed((Path(p) for p in paths), progress=progress):
             yield self._embedding(result)
+
+    def _embed(
+        self,
+        sources: Iterable[Path | Waveform],
+        options: PredictOptions | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[EmbeddingResult]:
+        """The engine's results, with a file holding (almost) no speech turned into an error or warned about."""
+        for result in embed_files(sources, self.encoder, options or self.options, progress):
+            if result.error is None and result.speech_s < NO_SPEECH_SECONDS:
+                result.vector, result.warning, result.error = None, None, "no speech detected"
+            elif result.error is None and result.speech_s < LITTLE_SPEECH_SECONDS:
+                little = f"little speech: {result.speech_s:.2f} s"
+                result.warning = f"{result.warning}; {little}" if result.warning else little
+            yield result
 
     def embed_waveform(self, wave: np.ndarray, sample_rate: int) -> Embedding:
         """The Embedding of audio in memory: 1-D (mono) or (frames, channels) samples at `sample_rate` Hz."""
@@ -105,7 +142,7 @@ class Embedder:
     def _embed_one(self, wave: np.ndarray, sample_rate: int) -> EmbeddingResult:
         # in the calling thread: a pool of workers for one waveform would only add its start-up
         in_this_thread = dataclasses.replace(self.options, workers=0)
-        (result,) = embed_files([Waveform(wave, sample_rate)], self.encoder, in_this_thread)
+        (result,) = self._embed([Waveform(wave, sample_rate)], in_this_thread)
         return result
 
     def _embedding(self, result: EmbeddingResult) -> Embedding:
@@ -180,8 +217,15 @@ class Predictor(Embedder):
                 encoder_name,
                 encoder.revision,
             )
+        for task in self.model.untrained_heads:  # once per run, not per row
+            columns = "column is" if len(_COLUMNS_OF[task]) == 1 else "columns are"
+            log.warning("%s: this model saw no %s labels in training; the %s %s empty", task, task, task, columns)
         self.model.to(options.device)
         return encoder
+
+    @property
+    def made_by(self) -> dict[str, str]:
+        return {"encoder": self.encoder.name, "model": self.model.name, "normalization": self.normalization}
 
     @property
     def normalization(self) -> str:
@@ -192,17 +236,20 @@ class Predictor(Embedder):
         """Refuse (UsageError), before any work, files whose normalisation groups are too small."""
         check_prediction_groups([Path(p) for p in paths], self.normalization, self.options.speakers)
 
-    def predict_files(self, paths: Iterable[str | PathLike]) -> Iterator[Prediction]:
+    def predict_files(
+        self, paths: Iterable[str | PathLike], *, progress: Progress | None = None
+    ) -> Iterator[Prediction]:
         """One Prediction per file, lazily and in input order; a file that fails carries an `error`.
+        `progress` is called with each chunk's seconds of audio as it is embedded (for progress bars).
 
         With `corpus` or `speaker` normalisation every file is embedded before any is predicted (a
         file's input depends on its group's statistics), so predictions come out only at the end.
         """
         files = (Path(p) for p in paths)
         if self.normalization != "none":
-            yield from self._predict_normalized(list(files))
+            yield from self._predict_normalized(list(files), progress)
             return
-        for results in batched(embed_files(files, self.encoder, self.options), self.options.batch_size):
+        for results in batched(self._embed(files, progress=progress), self.options.batch_size):
             yield from self._predictions(results)
 
     def predict_waveform(self, wave: np.ndarray, sample_rate: int) -> Prediction:
@@ -215,9 +262,9 @@ class Predictor(Embedder):
         (prediction,) = self._predictions([self._embed_one(wave, sample_rate)])
         return prediction
 
-    def _predict_normalized(self, paths: list[Path]) -> Iterator[Prediction]:
+    def _predict_normalized(self, paths: list[Path], progress: Progress | None) -> Iterator[Prediction]:
         how = self.normalization
-        results = list(embed_files(paths, self.encoder, self.options))
+        results = list(self._embed(paths, progress=progress))
         groups = prediction_groups(paths, how, self.options.speakers)
         good = [i for i, r in enumerate(results) if r.vector is not None]
         sizes = Counter(groups[i] for i in good)
@@ -252,6 +299,8 @@ class Predictor(Embedder):
                     gender_confidence=round(float(gender_probs.max()), 4),
                     age=round(float(outputs.age_years[i]), 1),
                 )
+                for task in self.model.untrained_heads:  # a head that never saw a label outputs noise
+                    values.update(dict.fromkeys(_COLUMNS_OF[task]))
             predictions.append(
                 _prediction(
                     path=_shown(result.path),
@@ -268,6 +317,12 @@ class Predictor(Embedder):
 
 
 _NO_PREDICTION = {f.name: None for f in dataclasses.fields(Prediction)}
+#: the output columns each head fills
+_COLUMNS_OF = {
+    "emotion": ["emotion", "emotion_confidence", *(f"prob_{e}" for e in EMOTIONS)],
+    "gender": ["gender", "gender_confidence"],
+    "age": ["age"],
+}
 
 
 def _prediction(**values) -> Prediction:

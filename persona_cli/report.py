@@ -4,10 +4,12 @@ One call, `write_report`, turns a metrics document (see `metrics.metrics_report`
 predictions and the training histories into files a person can read:
 
     metrics.json           the metrics document, exactly
-    report.md              title, command, protocol, table, per-fold lines, links to the plots
+    report.md              title, warnings, command, protocol, table, per-fold lines, training data, plots
     confusion_emotion.png  row-normalised emotion confusion matrix (only if emotion was scored)
+    confusion_gender.png   the same for gender (only if gender was scored)
     age_scatter.png        predicted vs true age (only if some clip has a true age)
-    learning_curves.png    train / validation loss per epoch, one thin line per fold (only with histories)
+    reliability.png        accuracy against confidence (only with confidences)
+    learning_curves.png    train and held-out loss per epoch, one colour per fold (only with histories)
     predictions.csv        the predictions table, as given
 
 matplotlib is imported inside the plotting functions, with the Agg backend, so importing
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from persona_cli.errors import UsageError
+
 if TYPE_CHECKING:  # train imports torch; the report needs only the dataclass's fields
     import pandas as pd
 
@@ -34,14 +38,40 @@ log = logging.getLogger("persona")
 METRICS_FILE = "metrics.json"
 MARKDOWN_FILE = "report.md"
 CONFUSION_FILE = "confusion_emotion.png"
+GENDER_CONFUSION_FILE = "confusion_gender.png"
 AGE_SCATTER_FILE = "age_scatter.png"
 LEARNING_CURVES_FILE = "learning_curves.png"
 RELIABILITY_FILE = "reliability.png"
 PREDICTIONS_FILE = "predictions.csv"
+#: every file a report may hold: an overwritten report loses those the new one does not write
+REPORT_FILES = (
+    METRICS_FILE,
+    MARKDOWN_FILE,
+    CONFUSION_FILE,
+    GENDER_CONFUSION_FILE,
+    AGE_SCATTER_FILE,
+    LEARNING_CURVES_FILE,
+    RELIABILITY_FILE,
+    PREDICTIONS_FILE,
+)
 
 DPI = 120
 AGE_JITTER_YEARS = 1.5  # Common Voice ages are decade midpoints; spread the columns a little
 JITTER_SEED = 0  # fixed so the same predictions always draw the same picture
+
+
+def check_output_folder(out_dir: str | Path | None, overwrite: bool = False) -> None:
+    """Refuse (UsageError, before any work) a report folder that already holds something, unless
+    `overwrite`: a run must not silently replace an earlier run's report and model."""
+    if out_dir is None:
+        return
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"-o {out_dir}: that is a file; give a folder for the report")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise UsageError(
+            f"-o {out_dir}: the folder is not empty; add --overwrite to replace its report, or pick another"
+        )
 
 
 def write_report(
@@ -55,6 +85,8 @@ def write_report(
     """Write the report folder into `out_dir` (created) and return the paths written, in order."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in REPORT_FILES:  # an earlier report's plot that this one does not draw must not stay behind
+        (out_dir / name).unlink(missing_ok=True)
     written: list[Path] = []
 
     metrics_path = out_dir / METRICS_FILE
@@ -64,11 +96,11 @@ def write_report(
     written.append(metrics_path)
 
     plots: list[tuple[str, Path]] = []
-    emotion = report.get("overall", {}).get("emotion")
-    if emotion is not None:
-        path = out_dir / CONFUSION_FILE
-        plot_confusion(emotion, path)
-        plots.append(("Emotion confusion matrix (rows: true emotion, normalised)", path))
+    for task, name in (("emotion", CONFUSION_FILE), ("gender", GENDER_CONFUSION_FILE)):
+        scores = report.get("overall", {}).get(task)
+        if scores is not None:
+            plot_confusion(scores, out_dir / name, task)
+            plots.append((f"{task.capitalize()} confusion matrix (rows: true {task}, normalised)", out_dir / name))
     ages = _age_pairs(predictions)
     if ages is not None:
         path = out_dir / AGE_SCATTER_FILE
@@ -109,6 +141,7 @@ def report_markdown(
     from persona_cli.metrics import markdown_table
 
     parts = [f"# {title}\n"]
+    parts += [f"> **Warning:** {warning}\n" for warning in report.get("warnings", ())]
     if command:
         parts.append(f"Produced by:\n\n```\n{command}\n```\n")
     # markdown_table starts with the "Protocol: ..." line
@@ -116,19 +149,33 @@ def report_markdown(
     folds = report.get("folds")
     if folds:
         parts.append("## Folds\n\n" + "\n".join(f"- {_fold_line(i, fold)}" for i, fold in enumerate(folds, 1)) + "\n")
+    if report.get("training_data"):
+        parts.append(_training_data(report["training_data"]))
     if plots:
         parts.append("## Plots\n\n" + "\n\n".join(f"![{caption}]({path.name})" for caption, path in plots) + "\n")
     return "\n".join(parts)
 
 
 def _fold_line(number: int, fold: Mapping[str, Any]) -> str:
-    """'Fold 2: emotion acc 61.2%, UAR 58.0%; gender acc 93.1%; age RMSE 9.84 years', absent tasks as '–'."""
-    emotion, gender, age = fold.get("emotion"), fold.get("gender"), fold.get("age")
+    """'Fold 2: emotion acc 61.2%, UAR 58.0%; gender acc 93.1%; age RMSE 9.84 years', absent tasks as '–'.
+    `fold` is one entry of the report's "folds" (its scores under "overall"), or the scores themselves."""
+    scores = fold.get("overall", fold)
+    emotion, gender, age = scores.get("emotion"), scores.get("gender"), scores.get("age")
     dash = "–"
     emotion_text = f"emotion acc {emotion['accuracy']:.1%}, UAR {emotion['uar']:.1%}" if emotion else f"emotion {dash}"
     gender_text = f"gender acc {gender['accuracy']:.1%}" if gender else f"gender {dash}"
     age_text = f"age RMSE {age['rmse']:.2f} years" if age else f"age {dash}"
     return f"Fold {number}: {emotion_text}; {gender_text}; {age_text}"
+
+
+def _training_data(summary: Mapping[str, Any]) -> str:
+    """The training set in a few lines: clips, speakers, clips per corpus, labels per task."""
+    corpora = ", ".join(f"{name} {count}" for name, count in summary.get("corpora", {}).items())
+    labelled = ", ".join(f"{task} {count}" for task, count in summary.get("labelled", {}).items())
+    lines = [f"- {summary.get('clips', '?')} clips of {summary.get('speakers', '?')} speakers"]
+    lines += [f"- clips per corpus: {corpora}"] if corpora else []
+    lines += [f"- clips labelled per task: {labelled}"] if labelled else []
+    return "## Training data\n\n" + "\n".join(lines) + "\n"
 
 
 # --- plots ------------------------------------------------------------------------------------------
@@ -151,11 +198,11 @@ def _save(fig, path: Path) -> None:
         plt.close(fig)
 
 
-def plot_confusion(emotion: Mapping[str, Any], path: Path) -> None:
+def plot_confusion(scores: Mapping[str, Any], path: Path, task: str = "emotion") -> None:
     """Row-normalised confusion matrix; each cell shows its count and its share of the true class."""
     plt = _pyplot()
-    counts = np.asarray(emotion["confusion"], dtype=float)
-    labels = list(emotion.get("labels") or [str(i) for i in range(len(counts))])
+    counts = np.asarray(scores["confusion"], dtype=float)
+    labels = list(scores.get("labels") or [str(i) for i in range(len(counts))])
     totals = counts.sum(axis=1, keepdims=True)
     # a class nobody had (row of zeros) stays 0 rather than 0/0
     share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
@@ -169,11 +216,11 @@ def plot_confusion(emotion: Mapping[str, Any], path: Path) -> None:
             ax.text(j, i, f"{int(counts[i, j])}\n{share[i, j]:.0%}", ha="center", va="center", color=color, fontsize=9)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted emotion")
-    ax.set_ylabel("true emotion")
+    ax.set_xlabel(f"predicted {task}")
+    ax.set_ylabel(f"true {task}")
+    uar = f", UAR {scores['uar']:.1%}" if "uar" in scores else ""
     ax.set_title(
-        f"Emotion (n={emotion.get('n', int(counts.sum()))}): "
-        f"accuracy {emotion['accuracy']:.1%}, UAR {emotion['uar']:.1%}"
+        f"{task.capitalize()} (n={scores.get('n', int(counts.sum()))}): accuracy {scores['accuracy']:.1%}{uar}"
     )
     _save(fig, path)
 
@@ -246,38 +293,41 @@ def plot_reliability(predictions: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_learning_curves(histories: Sequence[TrainingHistory], path: Path) -> None:
-    """Train (solid) and validation (dashed) loss per epoch, one colour per fold, best epoch circled."""
+def plot_learning_curves(histories: Sequence[TrainingHistory], path: Path) -> list[str]:
+    """Train (solid) and held-out test fold (dashed) loss per epoch, one colour per fold; with an
+    early-stopping part, its loss (dotted) and the epoch kept (circled). Returns the legend's entries,
+    which name only what is drawn."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = plt.get_cmap("tab10")
     for k, history in enumerate(histories):
         color = colors(k % 10)
         label = f"fold {k + 1}" if len(histories) > 1 else None
-        train_epochs = np.arange(1, len(history.train_loss) + 1)
-        ax.plot(train_epochs, history.train_loss, color=color, linewidth=1, label=label)
+        ax.plot(_epochs(history.train_loss), history.train_loss, color=color, linewidth=1, label=label)
+        if history.held_out_loss:
+            ax.plot(_epochs(history.held_out_loss), history.held_out_loss, color=color, linewidth=1, linestyle="--")
         if history.validation_loss:
-            val_epochs = np.arange(1, len(history.validation_loss) + 1)
-            ax.plot(val_epochs, history.validation_loss, color=color, linewidth=1, linestyle="--")
-        # best_epoch is a 0-based index; without a validation part it is the last training epoch
-        marked = history.validation_loss or history.train_loss
-        if 0 <= history.best_epoch < len(marked):
-            ax.plot(
-                history.best_epoch + 1,
-                marked[history.best_epoch],
-                "o",
-                color=color,
-                markersize=6,
-                markerfacecolor="none",
-            )
-    # a legend for the line styles, separate from the per-fold colours
+            ax.plot(_epochs(history.validation_loss), history.validation_loss, color=color, linewidth=1, linestyle=":")
+            # best_epoch is a 0-based index: the state early stopping kept
+            if 0 <= history.best_epoch < len(history.validation_loss):
+                best = history.validation_loss[history.best_epoch]
+                ax.plot(history.best_epoch + 1, best, "o", color=color, markersize=6, markerfacecolor="none")
+    # a legend for the line styles, separate from the per-fold colours, and only for what was drawn
     ax.plot([], [], color="gray", linewidth=1, label="train")
-    ax.plot([], [], color="gray", linewidth=1, linestyle="--", label="validation")
-    ax.plot([], [], "o", color="gray", markerfacecolor="none", label="best epoch")
+    if any(h.held_out_loss for h in histories):
+        ax.plot([], [], color="gray", linewidth=1, linestyle="--", label="held-out test fold")
+    if any(h.validation_loss for h in histories):
+        ax.plot([], [], color="gray", linewidth=1, linestyle=":", label="early-stopping part")
+        ax.plot([], [], "o", color="gray", markerfacecolor="none", label="epoch kept")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title("Learning curves")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    legend = ax.legend(fontsize=8, ncol=2)
     _save(fig, path)
+    return [text.get_text() for text in legend.get_texts()]
+
+
+def _epochs(losses: Sequence[float]) -> np.ndarray:
+    return np.arange(1, len(losses) + 1)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from persona_cli.corpora import LabelledClip
-from persona_cli.labels import EMOTIONS, GENDERS, MISSING
+from persona_cli.labels import EMOTIONS, GENDERS, MISSING, TASKS
 from persona_cli.model import ModelMetadata, PersonaModel, PersonaNet
 from persona_cli.normalization import input_width
 
@@ -114,7 +114,10 @@ class TrainingHistory:
     """Per-epoch losses, for learning-curve plots."""
 
     train_loss: list[float] = field(default_factory=list)
-    validation_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)  # the early-stopping part, when there is one
+    # the cross-validation test fold's loss after each epoch: watched, never acted on (no early stopping
+    # or model choice reads it), so the curve shows over- or under-training without leaking into the score
+    held_out_loss: list[float] = field(default_factory=list)
     learning_rate: list[float] = field(default_factory=list)
     best_epoch: int = 0
 
@@ -146,6 +149,16 @@ def input_scale(train_features: np.ndarray) -> np.ndarray:
     """Per-feature std for standardising the network's input, constant features neutralised."""
     std = train_features.std(0)
     return np.where(std < CONSTANT_FEATURE_STD, CONSTANT_FEATURE_SCALE, std).astype(np.float32)
+
+
+def trained_heads(targets: Targets) -> list[str]:
+    """The tasks of which `targets` hold at least one label: the heads training on them can learn."""
+    labelled = {
+        "emotion": (targets.emotion != MISSING).any(),
+        "gender": (targets.gender != MISSING).any(),
+        "age": (~np.isnan(targets.age)).any(),
+    }
+    return [task for task in TASKS if labelled[task]]
 
 
 def multitask_loss(
@@ -209,16 +222,17 @@ def fit(
     encoder: str,
     config: TrainConfig = TrainConfig(),
     training_summary: dict | None = None,
+    held_out: tuple[np.ndarray, Targets] | None = None,
 ) -> tuple[PersonaModel, TrainingHistory]:
     """Train one model on the given clips (minus a speaker-disjoint validation part, if the config asks
-    for early stopping)."""
+    for early stopping); `held_out`: test features and targets whose loss is recorded after each epoch."""
     # The network is tiny and batches are small: splitting each op over threads costs more than it
     # saves (one thread trained several times faster than two on a 2-core machine: docs/measurements.md),
     # and it keeps runs reproducible.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit(features, targets, speakers, encoder, config, training_summary)
+        return _fit(features, targets, speakers, encoder, config, training_summary, held_out)
     finally:
         torch.set_num_threads(threads)
 
@@ -230,6 +244,7 @@ def _fit(
     encoder: str,
     config: TrainConfig,
     training_summary: dict | None,
+    held_out: tuple[np.ndarray, Targets] | None,
 ) -> tuple[PersonaModel, TrainingHistory]:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -252,27 +267,29 @@ def _fit(
         age_mean=age_mean,
         age_std=age_std,
         training=training_summary or {},
+        trained_heads=trained_heads(targets.subset(train_index)),
     )
     network = PersonaNet(features.shape[1], config.head, len(EMOTIONS), len(GENDERS), dropout=config.dropout)
     train_features = features[train_index]
     network.feature_mean.copy_(torch.from_numpy(train_features.mean(0)))
     network.feature_std.copy_(torch.from_numpy(input_scale(train_features)))
 
-    def tensors(index: np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        subset = targets.subset(index)
-        corpus = np.zeros(len(index), np.int64) if subset.corpus is None else subset.corpus
-        return torch.from_numpy(features[index]).float(), {
-            "emotion": torch.from_numpy(subset.emotion),
-            "gender": torch.from_numpy(subset.gender),
-            "age_z": torch.from_numpy((subset.age - age_mean) / age_std).float(),
+    def tensors(inputs: np.ndarray, labels: Targets) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        corpus = np.zeros(len(inputs), np.int64) if labels.corpus is None else labels.corpus
+        return torch.from_numpy(inputs).float(), {
+            "emotion": torch.from_numpy(labels.emotion),
+            "gender": torch.from_numpy(labels.gender),
+            "age_z": torch.from_numpy((labels.age - age_mean) / age_std).float(),
             "corpus": torch.from_numpy(corpus),
             "weight": torch.from_numpy(
-                corpus_weights(corpus) if config.balance_corpora else np.ones(len(index), np.float32)
+                corpus_weights(corpus) if config.balance_corpora else np.ones(len(inputs), np.float32)
             ),
         }
 
-    train_x, train_y = tensors(train_index)
-    validation_x, validation_y = tensors(validation_index)
+    train_x, train_y = tensors(train_features, targets.subset(train_index))
+    validation_x, validation_y = tensors(features[validation_index], targets.subset(validation_index))
+    if held_out is not None:
+        held_out_x, held_out_y = tensors(*held_out)
     n_corpora = int(train_y["corpus"].max()) + 1 if len(train_y["corpus"]) else 1
     use_adversary = config.corpus_adversarial > 0 and n_corpora > 1
     # built only when used: its initialisation would draw from the seeded generator the recipe relies on
@@ -324,6 +341,10 @@ def _fit(
             with torch.no_grad():
                 validation_loss = float(multitask_loss(network(validation_x), validation_y))
             history.validation_loss.append(validation_loss)
+        if held_out is not None:
+            network.eval()
+            with torch.no_grad():
+                history.held_out_loss.append(float(multitask_loss(network(held_out_x), held_out_y)))
         if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # "cosine"
             scheduler.step()
         elif validation_loss is not None:

@@ -25,7 +25,7 @@ NON_UTF8_SHOWN = "caf\\xe9.wav"
 
 #: files that decode and get predictions, but also a warning containing this text
 WARNINGS = {
-    "silence.wav": "silent",
+    "few_words.wav": "little speech: 0.3",
     "nan_and_inf.wav": "non-finite samples replaced with 0",
     "clipped.wav": "clipped: ",
     "header_claims_more.wav": "truncated: header declares 20.00 s, file holds 2.00 s",
@@ -89,11 +89,18 @@ def make_broken_corpus(folder: str | os.PathLike) -> dict[str, str | None]:
     raw("g729_in_wav.wav", with_format_tag(good, 0x0083), "unsupported format: wav codec 0x0083 (g.729a)")
     # --- odd content: errors for what cannot be characterised, warnings for what is doubtful
     audio("short_50ms.wav", voice_like(0.05, RATE), error="too short: 0.05 s < 0.5 s")
-    audio("silence.wav", np.zeros(2 * RATE, np.float32))
+    audio("silence.wav", np.zeros(2 * RATE, np.float32), error="no speech detected")
+    audio("white_noise.wav", rng.uniform(-0.5, 0.5, 2 * RATE), error="no speech detected")
+    audio(
+        "hum.wav",
+        sum(0.1 / k * np.sin(2 * np.pi * 50 * k * np.arange(2 * RATE) / RATE) for k in range(1, 8)),
+        error="no speech detected",
+    )
+    audio("few_words.wav", np.concatenate([np.zeros(RATE), voice_like(0.25, RATE, seed=3), np.zeros(RATE)]))
     nan_wave = voice.copy()
     nan_wave[[100, 5_000, 20_000]] = [np.nan, np.inf, -np.inf]
     audio("nan_and_inf.wav", nan_wave, subtype="FLOAT")
-    audio("clipped.wav", np.clip(voice * 40, -1, 1))
+    audio("clipped.wav", np.clip(voice * 5, -1, 1))  # 9 % of samples; harder clipping is no speech to webrtcvad
     # --- unusual but valid formats
     audio("six_channels.wav", np.repeat(voice[:, None], 6, axis=1) * np.linspace(1, 0.2, 6), subtype="FLOAT")
     audio("rate_8k.wav", voice_like(2.0, 8_000, f0=130, seed=3), 8_000)

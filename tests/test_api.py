@@ -18,6 +18,7 @@ import torch
 
 import persona_cli as persona
 from conftest import REPO_ROOT, SAMPLE_AUDIO, run_cli as run, voice_like
+from persona_cli.errors import UsageError
 from persona_cli.labels import EMOTIONS
 from persona_cli.results import EMBEDDING_SCHEMA, PREDICTION_SCHEMA, Embedding, Prediction
 from persona_cli.runtime import compute_threads
@@ -183,3 +184,14 @@ def test_predict_needs_neither_pandas_nor_matplotlib_and_train_names_the_extra()
     done = _python(block + "main(['train', 'sample_audio'])")
     assert done.returncode == 2
     assert done.stderr.strip() == "persona: error: persona train/eval need pandas: pip install 'persona-cli[train]'"
+
+
+def test_half_precision_on_the_cpu_is_refused_before_loading_weights(capsys):
+    with pytest.raises(UsageError, match="--half needs a GPU, and this run uses the CPU; drop --half"):
+        persona.Embedder("ge2e", device="cpu", half=True)
+    code, out, err = run(["predict", str(CLIPS[0]), "--device", "cpu", "--half"], capsys)
+    assert (
+        code == 2
+        and out == ""
+        and err == "persona: error: --half needs a GPU, and this run uses the CPU; drop --half\n"
+    )

@@ -179,13 +179,14 @@ def test_corpus_through_a_real_process(corpus, tmp_path):
 
 def test_only_warnings_exit_0(tmp_path, capsys):
     sf.write(tmp_path / "good.wav", voice_like(2.0), SAMPLE_RATE)
-    sf.write(tmp_path / "silent.wav", np.zeros(SAMPLE_RATE), SAMPLE_RATE)
+    few_words = np.concatenate([np.zeros(SAMPLE_RATE), voice_like(0.3, seed=3), np.zeros(SAMPLE_RATE)])
+    sf.write(tmp_path / "few_words.wav", few_words, SAMPLE_RATE)
     sf.write(tmp_path / "quiet.wav", voice_like(2.0) * 1e-4, SAMPLE_RATE, subtype="FLOAT")
     code, out, err = run(["predict", str(tmp_path), "-q"], capsys)
     assert code == 0, err
     rows = by_name(pd.read_csv(io.StringIO(out)))
     assert rows.error.isna().all() and rows.gender.notna().all()
-    assert rows.loc["silent.wav", "warning"] == "silent"
+    assert rows.loc["few_words.wav", "warning"] == "little speech: 0.39 s"
     assert rows.loc["quiet.wav", "warning"].startswith("nearly silent: -")
     assert pd.isna(rows.loc["good.wav", "warning"])
 
@@ -334,12 +335,12 @@ def test_encoder_failure_on_one_file_is_its_row(tmp_path, raised, message, monke
     original = GE2EEncoder.run  # the forward pass of ge2e and of the default's ge2e-layers
 
     def run_network(self, waves, keep_layers):
-        vectors, layer_stats = original(self, waves, keep_layers)
+        vectors, layer_stats, speech = original(self, waves, keep_layers)
         if any(len(w) == int(1.5 * SAMPLE_RATE) for w in waves):
             if raised is not None:
                 raise raised
             vectors[[i for i, w in enumerate(waves) if len(w) == int(1.5 * SAMPLE_RATE)]] = np.nan
-        return vectors, layer_stats
+        return vectors, layer_stats, speech
 
     monkeypatch.setattr(GE2EEncoder, "run", run_network)
     code, out, err = run(["predict", str(tmp_path), "-q"], capsys)

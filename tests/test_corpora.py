@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_well_formed, require_shared, touch
+from conftest import SAMPLE_AUDIO, assert_well_formed, require_shared, touch
 from persona_cli import corpora
 from persona_cli.corpora import (
     AGE_BUCKETS,
@@ -260,6 +260,20 @@ def test_manifest(tmp_path):
         (tmp_path / "audio" / "c.wav", "manifest:spk1", None, "surprised", "male", 25.0),
         (elsewhere, "manifest:spk2", "sad", "sadness", None, 41.5),
     ]
+
+
+def test_the_shipped_sample_manifest_labels_every_sample_clip_as_sources_tsv_does():
+    # README's `persona eval sample_audio/manifest.csv` must run on a fresh clone, without ../shared.
+    with open(SAMPLE_AUDIO / "SOURCES.tsv", newline="", encoding="utf-8") as sources:
+        expected = {
+            SAMPLE_AUDIO / row["file"]: (row["gender"], AGE_BUCKETS[row["age"]])
+            for row in csv.DictReader(sources, delimiter="\t")
+        }
+    clips = read_corpus(str(SAMPLE_AUDIO / "manifest.csv"))
+    assert len(clips) == len(expected) == len(list(SAMPLE_AUDIO.glob("*.mp3"))) == 9
+    assert {c.path: (c.gender, c.age) for c in clips} == expected
+    assert all(c.emotion is None and c.emotion_raw is None for c in clips)  # Common Voice has no emotion labels
+    assert len({c.speaker for c in clips}) == 9
 
 
 @pytest.mark.parametrize("age", ["abc", "-3", "nan"], ids=["letters", "negative", "nan"])

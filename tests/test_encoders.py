@@ -14,7 +14,7 @@ import torch
 from conftest import require_shared, voice_like
 from persona_cli.audio import SAMPLE_RATE, load_audio
 from persona_cli.embedding import EmbeddingResult, embed_files
-from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, load_encoder
+from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_encoder
 from persona_cli.encoders.mel import power_mel, slaney_mel_filterbank
 from persona_cli.errors import UsageError
 from persona_cli.options import PredictOptions
@@ -388,7 +388,7 @@ def test_embed_files_is_lazy_and_yields_every_file_once(encoders, mixed_inputs, 
     assert [r.path for r in [first, *rest]] == paths
 
 
-class RecordingEncoder:
+class RecordingEncoder(Encoder):
     """Wraps an encoder and remembers the length of every wave it was asked to embed."""
 
     def __init__(self, inner):

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import SAMPLE_AUDIO, run_cli
 from persona_cli.errors import UsageError
 from persona_cli.labels import EMOTIONS
 from persona_cli.output import PARQUET_ROW_GROUP, OutputTarget, resolve_format
@@ -224,10 +225,29 @@ def test_format_from_extension(target, expected):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_format_option_overrides_extension(fmt):
-    assert resolve_format("results.csv", fmt) == fmt
+def test_format_option_names_the_format_of_unknown_extensions_and_stdout(fmt):
+    assert resolve_format(f"results.{fmt}", fmt) == fmt
     assert resolve_format("results.txt", fmt) == fmt
+    assert resolve_format("results", fmt) == fmt
     assert resolve_format("-", fmt) == fmt
+
+
+@pytest.mark.parametrize(("target", "fmt"), [("m.csv", "parquet"), ("m.parquet", "csv"), ("M.JSONL", "csv")])
+def test_format_option_contradicting_the_extension_is_refused(target, fmt):
+    with pytest.raises(UsageError, match=f"--format {fmt} contradicts"):
+        resolve_format(target, fmt)
+
+
+def test_output_that_is_a_folder_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    code, out, err = run_cli(
+        ["predict", str(SAMPLE_AUDIO), "-o", str(tmp_path / "out"), "--format", "csv", "--overwrite"], capsys
+    )
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        f"persona: error: -o {tmp_path / 'out'} is a folder; give a file name, such as {tmp_path / 'out' / 'predictions.csv'}"
+    ]
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 @pytest.mark.parametrize("target", ["results.txt", "results", "results.csv.gz", "results.xlsx"])

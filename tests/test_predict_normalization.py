@@ -152,3 +152,27 @@ def test_a_corpus_model_names_the_run_even_when_a_csv_gives_speakers(two_speaker
     code, out, err = run(["predict", "--files-from", str(listing), "--model", str(model_path)], capsys)
     assert code == 2 and out == ""
     assert "run normalisation needs at least" in err and "speaker" not in err
+
+
+def test_speaker_folders_are_named_as_the_speakers_in_one_warning(two_speakers, tmp_path, capsys):
+    model_path = _model_with("speaker", tmp_path)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for source in sorted(two_speakers.rglob("*.wav")):
+        (flat / f"{source.parent.name}_{source.name}").write_bytes(source.read_bytes())
+    code, _, err = run(["predict", str(flat), "--model", str(model_path), "-o", str(tmp_path / "p.csv")], capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "groups files by folder" in line]
+    assert warnings == [
+        f"persona: --normalize speaker groups files by folder: {2 * (MIN_GROUP_FILES + 1)} files in {flat} are "
+        "treated as one speaker; if they are not, give each file's speaker in a --files-from CSV"
+    ]
+
+
+def test_speakers_from_a_csv_need_no_folder_warning(two_speakers, tmp_path, capsys):
+    model_path = _model_with("speaker", tmp_path)
+    files = sorted(two_speakers.rglob("*.wav"))
+    listing = tmp_path / "calls.csv"
+    listing.write_text("path,speaker\n" + "".join(f"{f},{f.parent.name}\n" for f in files))
+    code, _, err = run(["predict", "--files-from", str(listing), "--model", str(model_path), "-o", "-"], capsys)
+    assert code == 0 and "groups files by folder" not in err

@@ -12,6 +12,7 @@ from persona_cli.labels import EMOTIONS, GENDERS
 from persona_cli.report import (
     AGE_SCATTER_FILE,
     CONFUSION_FILE,
+    GENDER_CONFUSION_FILE,
     LEARNING_CURVES_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
@@ -105,6 +106,7 @@ def test_full_report_writes_every_file(tmp_path):
         METRICS_FILE,
         "report.md",
         CONFUSION_FILE,
+        GENDER_CONFUSION_FILE,
         AGE_SCATTER_FILE,
         LEARNING_CURVES_FILE,
         PREDICTIONS_FILE,
@@ -112,7 +114,7 @@ def test_full_report_writes_every_file(tmp_path):
     assert all(path.parent == out and path.is_file() for path in written)
 
     assert json.loads((out / METRICS_FILE).read_text()) == report
-    for name in (CONFUSION_FILE, AGE_SCATTER_FILE, LEARNING_CURVES_FILE):
+    for name in (CONFUSION_FILE, GENDER_CONFUSION_FILE, AGE_SCATTER_FILE, LEARNING_CURVES_FILE):
         _assert_png(out / name)
     pd.testing.assert_frame_equal(pd.read_csv(out / PREDICTIONS_FILE), predictions)
 
@@ -147,14 +149,16 @@ def test_markdown_table_comes_from_metrics(tmp_path):
     assert markdown_table(report) in (tmp_path / "report.md").read_text()
 
 
-def test_gender_only_report_draws_nothing_and_does_not_crash(tmp_path):
+def test_gender_only_report_draws_the_gender_confusion_only(tmp_path):
     report = {"protocol": PROTOCOL, "overall": {"gender": _gender()}, "per_corpus": {"ravdess": {"gender": _gender()}}}
     written = write_report(tmp_path, report)
 
-    assert {path.name for path in written} == {METRICS_FILE, "report.md"}
-    assert not list(tmp_path.glob("*.png"))
+    assert {path.name for path in written} == {METRICS_FILE, "report.md", GENDER_CONFUSION_FILE}
+    assert [p.name for p in tmp_path.glob("*.png")] == [GENDER_CONFUSION_FILE]
+    _assert_png(tmp_path / GENDER_CONFUSION_FILE)
     text = (tmp_path / "report.md").read_text()
-    assert "Produced by" not in text and "## Folds" not in text and "## Plots" not in text
+    assert "Produced by" not in text and "## Folds" not in text
+    assert f"![Gender confusion matrix (rows: true gender, normalised)]({GENDER_CONFUSION_FILE})" in text
     assert f"Protocol: {PROTOCOL}" in text
 
 
@@ -189,3 +193,65 @@ def test_importing_report_does_not_import_matplotlib(module):
 
     code = f"import sys, persona_cli.report; assert {module!r} not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fold_lines_read_the_folds_as_cross_validation_writes_them(tmp_path):
+    """cross_validate nests each fold's scores under "overall"; report.md printed '–' for all of them."""
+    report = _full_report()
+    report["folds"] = [
+        {
+            "fold": 1,
+            "n_test": 40,
+            "overall": {"emotion": _emotion(0.6, 0.55), "gender": _gender(0.92)},
+            "per_corpus": {},
+        },
+        {"fold": 2, "n_test": 38, "overall": {"age": _age(9.75)}, "per_corpus": {}},
+    ]
+    write_report(tmp_path, report)
+    text = (tmp_path / "report.md").read_text()
+    assert "Fold 1: emotion acc 60.0%, UAR 55.0%; gender acc 92.0%; age –" in text
+    assert "Fold 2: emotion –; gender –; age RMSE 9.75 years" in text
+
+
+def test_warnings_come_first_in_the_markdown(tmp_path):
+    report = {**_full_report(), "warnings": ["the model was trained on emodb: these figures are in-corpus, not a test"]}
+    write_report(tmp_path, report, title="persona eval: m")
+    lines = (tmp_path / "report.md").read_text().splitlines()
+    assert lines[:3] == ["# persona eval: m", "", f"> **Warning:** {report['warnings'][0]}"]
+
+
+def test_learning_curve_legend_names_only_what_is_drawn(tmp_path):
+    """The default recipe has no early-stopping part: no validation curve or best-epoch marker to promise."""
+    from persona_cli.report import plot_learning_curves
+
+    default = TrainingHistory(train_loss=[2.0, 1.5, 1.2], held_out_loss=[2.1, 1.8, 1.9], learning_rate=[1e-3] * 3)
+    assert plot_learning_curves([default, default], tmp_path / "a.png") == [
+        "fold 1",
+        "fold 2",
+        "train",
+        "held-out test fold",
+    ]
+    early_stopped = TrainingHistory(train_loss=[2.0, 1.5], validation_loss=[2.1, 1.7], best_epoch=1)
+    assert plot_learning_curves([early_stopped], tmp_path / "b.png") == ["train", "early-stopping part", "epoch kept"]
+    _assert_png(tmp_path / "a.png")
+
+
+def test_a_report_written_over_another_drops_the_plots_it_does_not_draw(tmp_path):
+    write_report(tmp_path, _full_report(), _predictions(), _histories())
+    assert (tmp_path / LEARNING_CURVES_FILE).is_file()
+    write_report(tmp_path, {"protocol": PROTOCOL, "overall": {"gender": _gender()}, "per_corpus": {}})
+    assert not (tmp_path / LEARNING_CURVES_FILE).exists() and not (tmp_path / PREDICTIONS_FILE).exists()
+
+
+def test_a_non_empty_report_folder_needs_overwrite(tmp_path):
+    from persona_cli.errors import UsageError
+    from persona_cli.report import check_output_folder
+
+    check_output_folder(tmp_path / "new")  # not there yet: fine
+    check_output_folder(tmp_path)  # there, but empty: fine
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="not empty; add --overwrite"):
+        check_output_folder(tmp_path)
+    check_output_folder(tmp_path, overwrite=True)
+    with pytest.raises(UsageError, match="that is a file"):
+        check_output_folder(tmp_path / "notes.txt", overwrite=True)

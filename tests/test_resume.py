@@ -167,3 +167,45 @@ def test_ctrl_c_publishes_a_valid_file_and_exits_130(stop, predict_many, referen
     # resumed in-process: it only needs what the interrupted process published
     assert run([*predict_many, "-q", "-o", str(target), "--resume"], capsys)[0] == 0
     pd.testing.assert_frame_equal(pd.read_parquet(target), reference(".parquet"))
+
+
+# --- resuming onto the wrong output ---------------------------------------------------------------
+
+
+def test_resume_onto_an_output_of_other_inputs_is_refused(tmp_path: Path, capsys, tiny_model):
+    clips = sorted(SAMPLE_AUDIO.glob("*.mp3"))
+    target = tmp_path / "out.csv"
+    model = ["--model", str(tiny_model)]
+    assert run(["predict", *map(str, clips[:3]), *model, "-q", "-o", str(target)], capsys)[0] == 0
+    before = target.read_bytes()
+    code, err = run(["predict", *map(str, clips[3:]), *model, "-o", str(target), "--resume"], capsys)
+    assert code == 2 and err.strip().splitlines() == [
+        f"persona: error: cannot resume {target}: none of its 3 rows is from these inputs "
+        "(is it the right file? --overwrite replaces it)"
+    ]
+    assert target.read_bytes() == before and not (tmp_path / ".out.csv.partial").exists()
+
+
+def test_resume_with_some_rows_from_other_inputs_warns_and_keeps_them(tmp_path: Path, capsys, tiny_model):
+    clips = sorted(SAMPLE_AUDIO.glob("*.mp3"))
+    target = tmp_path / "out.jsonl"
+    model = ["--model", str(tiny_model)]
+    assert run(["predict", *map(str, clips[:4]), *model, "-q", "-o", str(target)], capsys)[0] == 0
+    code, err = run(["predict", *map(str, clips[2:6]), *model, "-o", str(target), "--resume"], capsys)
+    assert code == 0 and f"resuming {target}: 2 of its 4 rows are from files not among these inputs" in err
+    assert len(pd.read_json(target, lines=True)) == 6
+
+
+def test_resume_with_another_model_is_refused(tmp_path: Path, capsys, tiny_model):
+    clips = sorted(SAMPLE_AUDIO.glob("*.mp3"))
+    target = tmp_path / "out.csv"
+    assert run(["predict", *map(str, clips[:2]), "-q", "-o", str(target)], capsys)[0] == 0
+    code, err = run(["predict", *map(str, clips), "--model", str(tiny_model), "-o", str(target), "--resume"], capsys)
+    assert code == 2 and "its rows were made with encoder ge2e-layers+prosody, and this run uses mfcc" in err
+
+
+def test_resume_onto_a_file_of_other_columns_is_refused(tmp_path: Path, capsys, tiny_model):
+    target = tmp_path / "out.jsonl"
+    target.write_text('{"path": "a.wav", "score": 1}\n')
+    code, err = run(["predict", str(SAMPLE_AUDIO), "--model", str(tiny_model), "-o", str(target), "--resume"], capsys)
+    assert code == 2 and "its columns are not persona's prediction columns" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import torch
 
 from conftest import require_shared, run_cli as run, voice_like
 from persona_cli.corpora import LabelledClip
-from persona_cli.cross_validation import make_folds
+from persona_cli.cross_validation import cross_validate, make_folds
+from persona_cli.labels import EMOTIONS
 from persona_cli.model import load_model
 from persona_cli.training import MISSING, Targets, TrainConfig, fit, multitask_loss
 
@@ -222,6 +224,8 @@ def test_eval_bundled_model_on_every_reader(corpus, spec, tmp_path: Path, capsys
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics["per_corpus"]) == [corpus]
     assert metrics["overall"]["gender"]["n"] > 0
+    # the bundled model learnt these three (and others not here): scoring it on them is no test
+    assert metrics["in_training_data"] == ([corpus] if corpus in ("ravdess", "emodb", "commonvoice") else [])
     assert len(pd.read_csv(out / "predictions.csv")) == metrics["overall"]["gender"]["n"]
 
 
@@ -248,3 +252,187 @@ def test_leave_one_corpus_out_needs_two_corpora_and_says_so_before_any_work(tiny
     assert code == 2 and "give at least two corpora" in err and "embeddings" not in err
     code, _, err = run(["train", f"manifest:{tiny_corpus}", "--weak-neutral", "nosuch"], capsys)
     assert code == 2 and "--weak-neutral nosuch: no clips of that corpus" in err
+
+
+# --- issue 16: a new user's first hour ---------------------------------------------------------------
+
+
+def _manifest(tmp_path: Path, rows: list[dict]) -> Path:
+    """A manifest of generated voices, one row per dict (path: the file to generate)."""
+    for i, row in enumerate(rows):
+        sf.write(tmp_path / row["path"], voice_like(1.0, f0=110 + 9 * i, seed=i), 16_000)
+    manifest = tmp_path / "list.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    return manifest
+
+
+def test_too_few_speakers_for_the_folds_is_one_line_before_any_work(tiny_corpus: Path, capsys):
+    """It was numpy warnings, then ZeroDivisionError: a fold without a test speaker trained on nothing."""
+    actor = require_shared("ravdess", "Actor_01")
+    code, _, err = run(["train", str(actor), "--folds", "2", "--encoder", "mfcc", "-q"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--folds 2" in err and "ravdess: 1 speaker" in err and "--folds 0" in err
+    assert "embeddings" not in err  # nothing was embedded
+    code, _, err = run(["train", str(actor), "--folds", "2", "--compare", "-q"], capsys)
+    assert code == 2 and "ravdess: 1 speaker" in err
+    code, _, err = run(["train", f"manifest:{tiny_corpus}", "--folds", "9", "--encoder", "mfcc"], capsys)
+    assert code == 2 and "manifest: 8 speakers" in err and "use --folds 8 or fewer" in err
+    code, _, err = run(["train", str(tiny_corpus), "--folds", "30", "--split", "random", "--encoder", "mfcc"], capsys)
+    assert code == 2 and "random folds need at least 30 clips, and there are 24" in err
+
+
+def test_a_non_empty_out_folder_is_refused_without_overwrite(tiny_corpus: Path, tmp_path: Path, capsys):
+    out = tmp_path / "earlier"
+    out.mkdir()
+    (out / "report.md").write_text("an earlier run's report\n")
+    for command in (["train", "--folds", "2"], ["eval"]):
+        argv = [*command, str(tiny_corpus), "--out", str(out)] + (
+            ["--encoder", "mfcc"] if command[0] == "train" else []
+        )
+        code, _, err = run(argv, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "--overwrite" in err, err
+        assert "embeddings" not in err and (out / "report.md").read_text() == "an earlier run's report\n"
+    argv = ["train", str(tiny_corpus), "--folds", "0", "--epochs", "1", "--encoder", "mfcc", "--out", str(out)]
+    code, _, err = run([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert "an earlier" not in (out / "report.md").read_text()
+
+
+def test_train_without_cross_validation_writes_a_report_and_says_where_the_model_went(
+    tiny_corpus: Path, tmp_path: Path, capsys
+):
+    """`--folds 1 --out` used to write only a model, with no report and no message."""
+    out = tmp_path / "untested"
+    argv = ["train", str(tiny_corpus), "--folds", "1", "--epochs", "2", "--encoder", "mfcc", "--out", str(out)]
+    code, stdout, err = run(argv, capsys)
+    assert code == 0, err
+    assert "no held-out score" in stdout and "no held-out score" in err
+    assert f"saved to {out / 'persona-mfcc.safetensors'}" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["overall"] == {} and metrics["training_data"]["clips"] == 24
+    text = (out / "report.md").read_text()
+    assert "no held-out score" in text and "## Training data" in text and "24 clips of 8 speakers" in text
+    assert (out / "learning_curves.png").is_file()
+    # without -o nothing would be kept: refused before any work
+    code, _, err = run(["train", str(tiny_corpus), "--folds", "0", "--encoder", "mfcc"], capsys)
+    assert code == 2 and "add -o DIR" in err and "embeddings" not in err
+
+
+def test_untrained_heads_leave_their_columns_empty_and_user_models_carry_a_name(
+    tiny_corpus: Path, tmp_path: Path, capsys
+):
+    """A model trained without age (and here gender) labels wrote ages like 0.6, under the bundled model's name."""
+    rows = [
+        {"path": f"c{i}.wav", "speaker": f"s{i % 3}", "emotion": ("anger", "sad")[i % 2], "gender": "", "age": ""}
+        for i in range(9)
+    ]
+    manifest = _manifest(tmp_path, rows)
+    out = tmp_path / "actors-only"
+    argv = ["train", str(manifest), "--folds", "0", "--epochs", "1", "--encoder", "mfcc", "--out", str(out)]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    model_path = out / "persona-mfcc.safetensors"
+    metadata = load_model(model_path).metadata
+    assert metadata.trained_heads == ["emotion"] and metadata.name == "actors-only"
+
+    code, stdout, err = run(
+        ["predict", "--model", str(model_path), str(tmp_path / "c0.wav"), str(tmp_path / "c1.wav")], capsys
+    )
+    assert code == 0, err
+    rows_out = pd.read_csv(io.StringIO(stdout))
+    assert (
+        rows_out["age"].isna().all() and rows_out["gender"].isna().all() and rows_out["gender_confidence"].isna().all()
+    )
+    assert rows_out["emotion"].notna().all() and (rows_out["model"] == "actors-only").all()
+    assert err.count("age: this model saw no age labels in training; the age column is empty") == 1
+    assert err.count("gender: this model saw no gender labels in training; the gender columns are empty") == 1
+
+    # eval on data with genders and ages scores neither, and leaves them out of predictions.csv
+    code, _, err = run(["eval", "--model", str(model_path), str(tiny_corpus), "--out", str(tmp_path / "ev")], capsys)
+    assert code == 0 and "age: this model saw no age labels in training; not scored" in err
+    assert set(json.loads((tmp_path / "ev" / "metrics.json").read_text())["overall"]) == {"emotion"}
+    scored = pd.read_csv(tmp_path / "ev" / "predictions.csv")
+    assert scored[["age_pred", "gender_pred", "prob_female"]].isna().all().all() and scored["age_true"].isna().all()
+
+    # --name wins over the folder's name
+    code, _, err = run([*argv, "--overwrite", "--name", "my-actors"], capsys)
+    assert code == 0 and load_model(model_path).name == "my-actors"
+
+
+def test_eval_of_a_model_on_its_own_training_corpus_says_so(tmp_path: Path, capsys):
+    """The README's `persona eval emodb` scored the bundled model on its training data without a word."""
+    out = tmp_path / "report"
+    code, _, err = run(["eval", _emodb_sample(tmp_path / "emodb"), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert err.count("the model was trained on emodb: these figures are in-corpus, not a test") == 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["in_training_data"] == ["emodb"]
+    title, _, warning = (out / "report.md").read_text().splitlines()[:3]
+    assert title.startswith("# persona eval") and "in-corpus, not a test" in warning
+
+
+def test_cross_validation_report_holds_fold_scores_probabilities_and_held_out_curves(
+    tiny_corpus: Path, tmp_path: Path, capsys
+):
+    out = tmp_path / "cv"
+    argv = ["train", f"manifest:{tiny_corpus}", "--folds", "2", "--encoder", "mfcc", "--epochs", "3", "--out", str(out)]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    text = (out / "report.md").read_text()
+    folds = [line for line in text.splitlines() if line.startswith("- Fold")]
+    assert len(folds) == 2 and all(
+        "emotion acc" in line and "gender acc" in line and "age RMSE" in line for line in folds
+    )
+    assert (out / "confusion_gender.png").is_file()
+    predictions = pd.read_csv(out / "predictions.csv")
+    emotion_probs = predictions[[f"prob_{e}" for e in EMOTIONS]].sum(axis=1)
+    np.testing.assert_allclose(emotion_probs, 1.0, atol=1e-3)
+    np.testing.assert_allclose(predictions[["prob_female", "prob_male"]].sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_fit_records_the_held_out_loss_without_changing_the_training():
+    rng = np.random.default_rng(0)
+    clips = mixed_clips()
+    targets = Targets.from_clips(clips)
+    features = rng.standard_normal((len(clips), 16)).astype(np.float32)
+    config = TrainConfig(head="fcn", epochs=3)
+    watched, history = fit(
+        features[:100],
+        targets.subset(np.arange(100)),
+        [c.speaker for c in clips[:100]],
+        "t",
+        config,
+        held_out=(features[100:], targets.subset(np.arange(100, len(clips)))),
+    )
+    plain, plain_history = fit(
+        features[:100], targets.subset(np.arange(100)), [c.speaker for c in clips[:100]], "t", config
+    )
+    assert len(history.held_out_loss) == 3 and not plain_history.held_out_loss
+    assert history.train_loss == plain_history.train_loss
+    np.testing.assert_array_equal(watched.predict(features).age_years, plain.predict(features).age_years)
+    assert watched.metadata.trained_heads == ["emotion", "gender", "age"]
+
+
+def test_a_fold_that_tests_one_gender_only_is_left_out_of_the_fold_mean_with_a_warning(caplog):
+    """45.8 % ± 46.9 came from folds whose test part held one gender: their accuracy is luck."""
+    sizes = {"F1": ("female", 10), "M1": ("male", 6), "M2": ("male", 3), "F2": ("female", 2)}
+    clips = [
+        clip(100 * s + i, "acted", name, ("anger", "sad", "happy")[i % 3], gender)
+        for s, (name, (gender, n)) in enumerate(sizes.items())
+        for i in range(n)
+    ]
+    # dealt largest first onto the lightest fold: fold 1 = F1 (female only), fold 2 = M1 + M2 + F2
+    assert [sorted({clips[i].gender for i in fold}) for fold in make_folds(clips, 2)] == [
+        ["female"],
+        ["female", "male"],
+    ]
+    features = np.random.default_rng(0).standard_normal((len(clips), 8)).astype(np.float32)
+    with caplog.at_level("WARNING", logger="persona"):
+        result = cross_validate(features, clips, "t", 2, "speaker", TrainConfig(head="fcn", epochs=2))
+    report = result.report
+    assert report["single_class_folds"] == {"gender": [1]}
+    assert report["fold_mean"]["gender"]["n_folds"] == 1 and "gender" not in report["std"]
+    assert report["fold_mean"]["emotion"]["n_folds"] == 2
+    assert "gender: the test part of fold 1 holds one gender class only" in caplog.text
+    assert report["warnings"] == [caplog.records[-1].getMessage()]
+    assert all(len(h.held_out_loss) == 2 for h in result.histories)

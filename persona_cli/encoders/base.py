@@ -8,6 +8,8 @@ from itertools import groupby
 
 import numpy as np
 
+from persona_cli.speech import speech_seconds
+
 
 class Encoder(abc.ABC):
     """Turns 16 kHz mono waveforms into fixed-size vectors.
@@ -22,10 +24,17 @@ class Encoder(abc.ABC):
     dim: int
     #: bumped whenever the vectors an encoder computes change, so cached embeddings are recomputed
     revision: str = "1"
+    #: True where embed_with_speech measures speech from work embed does anyway (a voice detector)
+    measures_speech: bool = False
 
     @abc.abstractmethod
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         """Embed 16 kHz mono float32 waveforms; returns a (len(waves), dim) float32 array."""
+
+    def embed_with_speech(self, waves: Sequence[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+        """embed(waves) and the seconds of speech in each wave (speech.speech_seconds), for telling
+        recordings without speech apart. Encoders that run a voice detector anyway reuse its mask."""
+        return self.embed(waves), [speech_seconds(np.asarray(wave, dtype=np.float32)) for wave in waves]
 
     def cache_identity(self) -> dict[str, str]:
         """What else, beyond name, dim and revision, decides the vectors (which weights and layer an

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from persona_cli.encoders.base import Encoder
+from persona_cli.speech import speech_seconds
 
 
 class FusedEncoder(Encoder):
@@ -21,9 +22,24 @@ class FusedEncoder(Encoder):
         self.dim = sum(part.dim for part in self.parts)
         self.revision = "+".join(part.revision for part in self.parts)
         self._bounds = np.cumsum([0] + [part.dim for part in self.parts])
+        self.measures_speech = any(part.measures_speech for part in self.parts)
 
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         return np.concatenate([part.embed(waves) for part in self.parts], axis=1).astype(np.float32)
+
+    def embed_with_speech(self, waves: Sequence[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+        """The parts' vectors side by side, and the speech measured by the first part that measures
+        it anyway (or here, when none does)."""
+        vectors, speech = [], None
+        for part in self.parts:
+            if speech is None and part.measures_speech:
+                part_vectors, speech = part.embed_with_speech(waves)
+                vectors.append(part_vectors)
+            else:
+                vectors.append(part.embed(waves))
+        if speech is None:
+            speech = [speech_seconds(np.asarray(wave, dtype=np.float32)) for wave in waves]
+        return np.concatenate(vectors, axis=1).astype(np.float32), speech
 
     def cache_identity(self) -> dict[str, str]:
         """The parts' identities by position, leaving out parts that have none."""

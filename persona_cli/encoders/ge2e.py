@@ -14,8 +14,6 @@ Only the weights file is taken from resemblyzer; importing the package itself wo
 from __future__ import annotations
 
 import importlib.util
-import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,12 +25,7 @@ from persona_cli.audio import SAMPLE_RATE
 from persona_cli.encoders.base import Encoder
 from persona_cli.encoders.mel import power_mel, slaney_mel_filterbank
 from persona_cli.errors import ModelLoadingError
-
-with warnings.catch_warnings():
-    # webrtcvad imports pkg_resources only to read its own version, which setuptools now warns about
-    warnings.simplefilter("ignore", UserWarning)
-    import _webrtcvad  # webrtcvad's C module, to re-initialise a detector (see _fresh_vad)
-    import webrtcvad
+from persona_cli.speech import VAD_WINDOW, normalize_volume, speech_seconds, voiced_windows
 
 # resemblyzer's hyper-parameters (resemblyzer/hparams.py); the weights were trained with these.
 N_FFT = 400  # 25 ms window
@@ -41,11 +34,7 @@ N_MELS = 40
 PARTIAL_FRAMES = 160  # one partial utterance = 1.6 s
 PARTIALS_PER_SECOND = 1.3  # partials overlap: a new one starts every ~0.77 s
 MIN_LAST_PARTIAL_COVERAGE = 0.75  # drop a last partial that is mostly padding
-TARGET_DBFS = -30.0  # quiet recordings are raised to this loudness, loud ones left alone
-VAD_WINDOW = 480  # 30 ms at 16 kHz, a frame size webrtcvad accepts
-VAD_SMOOTHING = 8  # windows in the moving average over voice flags
-VAD_MAX_SILENCE = 6  # silent windows kept on each side of speech
-INT16_MAX = 2**15 - 1
+VAD_MAX_SILENCE = 6  # silent windows kept on each side of speech (the detector itself: speech.py)
 
 #: partials per LSTM call. It bounds the LSTM's transient memory, which grows with the call size
 #: and sets how far RSS swings when parallel workers' calls coincide; small calls cost no speed
@@ -66,54 +55,19 @@ def resemblyzer_weights_path() -> Path:
     return path
 
 
-def normalize_volume(wave: np.ndarray) -> np.ndarray:
-    """Raise quiet recordings to TARGET_DBFS (never lower loud ones), as the weights expect."""
-    rms = np.sqrt(np.mean((wave.astype(np.float64) * INT16_MAX) ** 2))
-    if rms == 0:
-        return wave
-    change_db = TARGET_DBFS - 20 * np.log10(rms / INT16_MAX)
-    return wave if change_db < 0 else (wave * 10 ** (change_db / 20)).astype(np.float32)
-
-
-_thread_vads = threading.local()
-
-
-def _fresh_vad() -> webrtcvad.Vad:
-    """A detector in its initial state, mode 3, for this thread.
-
-    Each file needs a fresh one: webrtcvad adapts its noise model as it goes, so a shared detector
-    would make a file's embedding depend on the files before it. But webrtcvad never frees a
-    detector (its handle has no destructor, so one per file leaks: docs/measurements.md, "GE2E"), so
-    each thread keeps one and re-initialises it, which is what a new one does on creation.
-    """
-    vad = getattr(_thread_vads, "vad", None)
-    if vad is None:
-        vad = _thread_vads.vad = webrtcvad.Vad()
-    _webrtcvad.init(vad._vad)
-    vad.set_mode(3)
-    return vad
-
-
 def trim_long_silences(wave: np.ndarray) -> np.ndarray:
     """Cut pauses longer than ~0.2 s, keeping speech and a short margin around it (webrtcvad, mode 3)."""
-    vad = _fresh_vad()
-    wave = wave[: len(wave) - len(wave) % VAD_WINDOW]
-    # clip before the int16 cast: volume normalisation can push peaks past full scale
-    pcm = np.clip(np.round(wave * INT16_MAX), -INT16_MAX - 1, INT16_MAX).astype("<i2").tobytes()
-    window_bytes = VAD_WINDOW * 2
-    voiced = np.array(
-        [vad.is_speech(pcm[i : i + window_bytes], SAMPLE_RATE) for i in range(0, len(pcm), window_bytes)],
-        dtype=np.float64,
-    )
+    return _trim(wave, voiced_windows(wave))
+
+
+def _trim(wave: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    wave = wave[: voiced.size * VAD_WINDOW]
     if voiced.size == 0:
         return wave
-    # moving average over 8 windows (3 before, 4 after), rounded half-to-even: at least 5 of 8 voiced
-    window_sums = np.convolve(voiced, np.ones(VAD_SMOOTHING))[VAD_SMOOTHING // 2 : VAD_SMOOTHING // 2 + voiced.size]
-    smoothed = np.round(window_sums / VAD_SMOOTHING).astype(bool)
     # widen each voiced window by VAD_MAX_SILENCE//2 windows on either side
     # (full convolution sliced back to size: mode="same" would return 7 values for fewer windows)
     margin = VAD_MAX_SILENCE // 2
-    dilated = np.convolve(smoothed, np.ones(VAD_MAX_SILENCE + 1))[margin : margin + smoothed.size] > 0
+    dilated = np.convolve(voiced, np.ones(VAD_MAX_SILENCE + 1))[margin : margin + voiced.size] > 0
     return wave[np.repeat(dilated, VAD_WINDOW)]
 
 
@@ -178,29 +132,44 @@ class GE2EEncoder(Encoder):
         self.network.eval().to(self.device, self.dtype)
         self.mel_filters = torch.from_numpy(slaney_mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS))
 
+    #: ge2e-layers: also the upper LSTM layers' statistics
+    keep_layers = False
+    #: the silence trimming runs webrtcvad on every wave, so its mask also measures the speech
+    measures_speech = True
+
     def partials(self, wave: np.ndarray) -> torch.Tensor:
         """One file's partial utterances as a (n_partials, 160, 40) mel-power tensor."""
-        wave = trim_long_silences(normalize_volume(wave))
+        return self._partials_and_speech(wave)[0]
+
+    def _partials_and_speech(self, wave: np.ndarray) -> tuple[torch.Tensor, float]:
+        wave = normalize_volume(wave)
+        voiced = voiced_windows(wave)
+        speech = speech_seconds(wave, voiced)
+        wave = _trim(wave, voiced)
         starts = partial_starts(len(wave))
         needed = (starts[-1] + PARTIAL_FRAMES) * HOP
         if needed >= len(wave):
             wave = np.pad(wave, (0, needed - len(wave)))
         mel = power_mel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), self.mel_filters, HOP)
-        return torch.stack([mel[s : s + PARTIAL_FRAMES] for s in starts])
+        return torch.stack([mel[s : s + PARTIAL_FRAMES] for s in starts]), speech
 
     def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        embeddings, _ = self.run(waves, keep_layers=False)
-        return embeddings
+        return self.embed_with_speech(waves)[0]
+
+    def embed_with_speech(self, waves: Sequence[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+        embeddings, layer_stats, speech = self.run(waves, keep_layers=self.keep_layers)
+        vectors = embeddings if layer_stats is None else np.concatenate([embeddings, layer_stats], axis=1)
+        return vectors, speech
 
     @torch.inference_mode()
-    def run(self, waves: Sequence[np.ndarray], keep_layers: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Each file's embedding (the L2-normalised mean of its partials' embeddings) and, with
+    def run(self, waves: Sequence[np.ndarray], keep_layers: bool) -> tuple[np.ndarray, np.ndarray | None, list[float]]:
+        """Each file's embedding (the L2-normalised mean of its partials' embeddings); with
         `keep_layers`, the mean and std of the middle and top LSTM layers' outputs over all its partials'
-        frames ([middle mean | top mean | middle std | top std], 1024-d)."""
+        frames ([middle mean | top mean | middle std | top std], 1024-d); and its seconds of speech."""
         if not waves:
             no_stats = np.zeros((0, LAYER_STATS_DIM), np.float32) if keep_layers else None
-            return np.zeros((0, GE2E_DIM), np.float32), no_stats
-        per_file = [self.partials(w) for w in waves]
+            return np.zeros((0, GE2E_DIM), np.float32), no_stats, []
+        per_file, speech = zip(*(self._partials_and_speech(w) for w in waves))
         counts = [p.shape[0] for p in per_file]
         all_partials = torch.cat(per_file)
         on_gpu = self.device.type == "cuda"
@@ -217,10 +186,10 @@ class GE2EEncoder(Encoder):
         means = torch.stack([group.mean(0) for group in torch.cat(partial_embeds).split(counts)])
         embeddings = (means / torch.linalg.vector_norm(means, dim=1, keepdim=True)).numpy().astype(np.float32)
         if not keep_layers:
-            return embeddings, None
+            return embeddings, None, list(speech)
         # every partial has the same number of frames, so a file's moments are its partials' mean
         moments = torch.stack([group.double().mean(0) for group in torch.cat(partial_moments).split(counts)])
-        return embeddings, moments_to_mean_std(moments.numpy())
+        return embeddings, moments_to_mean_std(moments.numpy()), list(speech)
 
     def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
         pooled = super().pool(chunk_embeddings, chunk_seconds)
@@ -246,10 +215,7 @@ class GE2ELayersEncoder(GE2EEncoder):
 
     name = "ge2e-layers"
     dim = GE2E_DIM + LAYER_STATS_DIM
-
-    def embed(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        embeddings, layer_stats = self.run(waves, keep_layers=True)
-        return np.concatenate([embeddings, layer_stats], axis=1)
+    keep_layers = True
 
     def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
         """Duration-weighted, like one long file: the embeddings' renormalised mean, and the layers'
