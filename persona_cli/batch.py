@@ -21,7 +21,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from persona_cli.audio import audio_info, display_path, find_audio_files
-from persona_cli.embedding import batched
 from persona_cli.errors import AudioLoadError, UsageError
 from persona_cli.file_lists import FileList, read_file_list
 from persona_cli.output import OutputTarget
@@ -208,6 +207,8 @@ def _write(
     results: Iterable[Result], target: OutputTarget, batch_size: int, report: Callable[[_Tally], None]
 ) -> _Tally:
     """Stream results to the output in batches of rows, reporting each one to `report`."""
+    from persona_cli.embedding import batched  # imports torch: not needed to check the inputs
+
     tally = _Tally()
     with target as writer:
         for results_batch in batched(_reported(results, tally, report), batch_size):

@@ -1,7 +1,7 @@
 """The `persona` command line: parses options, calls one library function per command, picks exit codes.
 
-Exit codes: 0 every file succeeded; 1 some files failed (their rows are still written);
-2 usage error (nothing processed); 130 interrupted.
+Exit codes: 0 every file succeeded; 1 some files failed (their rows are still written); 2 usage error
+(nothing processed); 130 interrupted. Torch loads only inside the commands that use it (test_cli_help.py).
 """
 
 from __future__ import annotations
@@ -14,41 +14,34 @@ from typing import Any
 import typer
 from typer.exceptions import TyperException
 
-from persona_cli import batch, cli_options as opt
+from persona_cli import cli_options as opt
 from persona_cli.encoders import DEFAULT_ENCODER
 from persona_cli.errors import PersonaError, UsageError
 from persona_cli.options import Engine, Normalization, PredictOptions, Split
-from persona_cli.output import OutputTarget
-from persona_cli.predictor import Embedder, Predictor
-from persona_cli.results import EMBEDDING_SCHEMA, PREDICTION_SCHEMA
 
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+# rich_markup_mode=None: click's plain help (cli_options.py)
 app = typer.Typer(
-    name="persona",
-    help="Predict a speaker's emotion, gender and age from recorded speech, for whole folders of audio.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
+    add_completion=False, rich_markup_mode=None, context_settings=opt.CONTEXT_SETTINGS, pretty_exceptions_enable=False
 )
 log = logging.getLogger("persona")
 
 
 @app.callback(invoke_without_command=True)
-def _main(
-    ctx: typer.Context,
-    version: opt.VersionOpt = False,
-) -> None:
+def _main(ctx: typer.Context, version: opt.VersionOpt = False) -> None:
     """Predict a speaker's emotion, gender and age from recorded speech, for whole folders of audio."""
     if ctx.invoked_subcommand is None:
         print(ctx.get_help())
 
 
 def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.ERROR if quiet else logging.INFO, stream=sys.stderr, format="persona: %(message)s", force=True
-    )
+    level = logging.ERROR if quiet else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr, format="persona: %(message)s", force=True)
+    # other libraries' INFO is not for users (torch logs cache statistics when Ctrl-C stops its import)
+    logging.root.handlers[0].addFilter(lambda record: record.name == "persona" or record.levelno >= logging.WARNING)
 
 
 def _finish(failed: int, total: int, output: str | None) -> None:
@@ -80,30 +73,29 @@ def predict_command(
     ray_address: opt.RayAddressOpt = None,
     quiet: opt.QuietOpt = False,
 ) -> None:
-    """Predict emotion, gender and age for every audio file: one output row per file."""
+    """Predict emotion, gender and age: one output row per audio file. PATH: audio files, or folders
+    walked recursively."""
+    from persona_cli import batch, results
+    from persona_cli.output import OutputTarget
+
     _setup_logging(quiet)
-    normalization = None if normalize is None else normalize.value
-    settings: dict[str, Any] = dict(
-        encoder=encoder, encoder_source=encoder_source, model=model, device=device, half=half
-    )
-    options = PredictOptions(batch_size=batch_size, workers=workers, normalization=normalization, **settings)
+    settings: dict[str, Any] = dict(encoder=encoder, encoder_source=encoder_source, model=model, device=device)
+    options = PredictOptions(batch_size=batch_size, workers=workers, normalization=normalize, half=half, **settings)
     files, options.speakers = batch.input_files(paths, files_from, shard)
     if engine == Engine.ray:
         from persona_cli.ray_engine import run_on_ray
 
         if resume or fail_fast:
-            raise UsageError(
-                "--engine ray does not support --resume or --fail-fast (use --shard K/N jobs to restart parts)"
-            )
+            raise UsageError("--engine ray has no --resume or --fail-fast (restart parts as --shard K/N jobs)")
         summary = run_on_ray(files, output, options, address=ray_address, overwrite=overwrite, quiet=quiet)
         _finish(summary.failed, summary.files, str(summary.output))
         return
-    target = OutputTarget(output, output_format, PREDICTION_SCHEMA, overwrite=overwrite, resume=resume)
+    target = OutputTarget(output, output_format, results.PREDICTION_SCHEMA, overwrite=overwrite, resume=resume)
+    from persona_cli.predictor import Predictor  # torch: only once the inputs and -o are known good
+
     predictor = Predictor.from_options(options)
     if predictor.normalization != "none" and resume:
-        raise UsageError(
-            "--resume cannot be combined with a normalised model: every file's prediction depends on the whole run"
-        )
+        raise UsageError("--resume does not combine with a normalised model: each prediction depends on the whole run")
     predictor.check_groups(files)
     settings = dict(batch_size=batch_size, fail_fast=fail_fast, quiet=quiet, made_by=predictor.made_by)
     failed = batch.run(predictor.predict_files, files, target, label="predict", **settings)
@@ -127,15 +119,20 @@ def embed_command(
     half: opt.HalfOpt = False,
     quiet: opt.QuietOpt = False,
 ) -> None:
-    """Write the speaker embeddings themselves (path, duration_s, encoder, vector, error)."""
+    """Write the speaker embeddings themselves, one row per audio file. PATH: audio files, or folders
+    walked recursively."""
+    from persona_cli import batch, results
+    from persona_cli.output import OutputTarget
+
     _setup_logging(quiet)
-    options = PredictOptions(
-        encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size, workers=workers, half=half
-    )
+    settings: dict[str, Any] = dict(encoder=encoder, encoder_source=encoder_source, device=device, half=half)
+    options = PredictOptions(batch_size=batch_size, workers=workers, **settings)
     files, _ = batch.input_files(paths, files_from, shard)
-    target = OutputTarget(output, output_format, EMBEDDING_SCHEMA, overwrite=overwrite, resume=resume)
+    target = OutputTarget(output, output_format, results.EMBEDDING_SCHEMA, overwrite=overwrite, resume=resume)
+    from persona_cli.predictor import Embedder  # torch: only once the inputs and -o are known good
+
     embedder = Embedder.from_options(options)
-    settings: dict[str, Any] = dict(batch_size=batch_size, quiet=quiet, made_by=embedder.made_by)
+    settings = dict(batch_size=batch_size, quiet=quiet, made_by=embedder.made_by)
     failed = batch.run(embedder.embed_files, files, target, label="embed", **settings)
     _finish(failed, len(files), output)
 
@@ -162,7 +159,7 @@ def train_command(
     epochs: opt.EpochsOpt = 20,
     paper_recipe: opt.PaperRecipeOpt = False,
     seed: opt.SeedOpt = 0,
-    out: opt.OutDirOpt = None,
+    output: opt.TrainOutputOpt = None,
     overwrite: opt.OverwriteDirOpt = False,
     name: opt.ModelNameOpt = None,
     compare: opt.CompareOpt = False,
@@ -172,11 +169,13 @@ def train_command(
     device: opt.DeviceOpt = "auto",
     batch_size: opt.BatchOpt = 32,
     quiet: opt.QuietOpt = False,
+    out: opt.LegacyOutOpt = None,
 ) -> None:
-    """Train the multi-task model on labelled corpora, cross-validated; with --out, save a report and the final model."""
+    """Train and cross-validate the model on labelled corpora. DATA: corpus folders or manifest CSVs
+    (NAME:PATH forces a reader). With -o DIR: a report, and a model trained on all of DATA."""
     _setup_logging(quiet)
     experiments = _experiments()
-    settings: dict[str, Any] = dict(folds=folds, split=split.value, encoder_source=encoder_source, out=out)
+    settings: dict[str, Any] = dict(folds=folds, split=split.value, encoder_source=encoder_source, out=output or out)
     settings.update(overwrite=overwrite)
     settings.update(head=head.value if head else None, epochs=epochs, paper_recipe=paper_recipe, seed=seed)
     settings.update(normalize=normalize.value, device=device, batch_size=batch_size, command=_command_line())
@@ -195,19 +194,30 @@ def train_command(
 @app.command("eval")
 def eval_command(
     data: opt.DataArg,
-    model: opt.ModelOpt = None,
+    model: opt.EvalModelOpt = f"persona-{DEFAULT_ENCODER}",
     encoder_source: opt.SourceOpt = None,
-    out: opt.OutDirOpt = None,
+    output: opt.EvalOutputOpt = None,
     overwrite: opt.OverwriteDirOpt = False,
     device: opt.DeviceOpt = "auto",
     batch_size: opt.BatchOpt = 32,
     quiet: opt.QuietOpt = False,
+    out: opt.LegacyOutOpt = None,
 ) -> None:
-    """Score a trained model on labelled corpora; with --out, save metrics, plots and per-file predictions."""
+    """Score a trained model on labelled corpora. DATA: corpus folders or manifest CSVs (NAME:PATH
+    forces a reader). With -o DIR: metrics, plots and per-file predictions; no model is written."""
     _setup_logging(quiet)
-    settings: dict[str, Any] = dict(encoder_source=encoder_source, out=out, device=device, batch_size=batch_size)
-    report = _experiments().evaluate(data, model=model, command=_command_line(), overwrite=overwrite, **settings)
+    settings: dict[str, Any] = dict(encoder_source=encoder_source, device=device, batch_size=batch_size)
+    settings.update(out=output or out, overwrite=overwrite, command=_command_line())
+    report = _experiments().evaluate(data, model=model, **settings)
     _print_metrics(report)
+
+
+@app.command("models")
+def models_command(models: opt.ModelsArg = None) -> None:
+    """Describe the bundled models, or each MODEL file or name given."""
+    from persona_cli.models_info import describe_models
+
+    print(describe_models(models))
 
 
 def _experiments():
@@ -219,14 +229,10 @@ def _experiments():
     return experiments
 
 
-def _raise_keyboard_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every expected failure becomes one line on stderr and an exit code, never a traceback."""
     # schedulers stop jobs with SIGTERM: treat it like Ctrl-C, so finished rows are published
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         # standalone_mode=False: click hands errors to us instead of printing its multi-line usage box
         exit_code = app(args=argv, prog_name="persona", standalone_mode=False)

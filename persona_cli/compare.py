@@ -13,6 +13,7 @@ from typing import Any
 
 from persona_cli.corpora import read_corpora
 from persona_cli.cross_validation import checked_folds, cross_validate
+from persona_cli.encoders import check_installed
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.experiments import embed_clips, normalize_features, training_recipe
 from persona_cli.options import PredictOptions
@@ -20,6 +21,9 @@ from persona_cli.predictor import build_encoder
 from persona_cli.report import check_output_folder
 
 log = logging.getLogger("persona")
+
+#: the encoders of the paper's Table 1, in its order
+COMPARED_ENCODERS = ("mfcc", "ge2e", "xvector", "ecapa")
 
 
 def compare_encoders(
@@ -40,6 +44,8 @@ def compare_encoders(
     `recipe`: train()'s other settings (epochs, seed, normalize, paper_recipe; head is ignored)."""
     if folds < 2:
         raise UsageError("--compare needs --folds 2 or more")
+    for encoder_name in COMPARED_ENCODERS:  # a missing extra: one line now, not a traceback after hours of work
+        check_installed(encoder_name)
     recipe.pop("head", None)
     config = training_recipe(head="fcn", **recipe)
     options = PredictOptions(encoder_source=encoder_source, device=device, batch_size=batch_size)
@@ -47,7 +53,7 @@ def compare_encoders(
     clips = read_corpora(data)
     checked_folds(clips, folds, split, config.seed)
     rows: list[dict[str, Any]] = []
-    for encoder_name in ("mfcc", "ge2e", "xvector", "ecapa"):
+    for encoder_name in COMPARED_ENCODERS:
         try:
             labelled = embed_clips(clips, build_encoder(options, encoder_name), options)
         except ModelLoadingError as error:
@@ -92,4 +98,4 @@ def _years(task: dict | None, key: str) -> str:
     return "–" if task is None else f"{task[key]:.2f}"
 
 
-__all__ = ["compare_encoders", "comparison_table"]
+__all__ = ["COMPARED_ENCODERS", "compare_encoders", "comparison_table"]

@@ -25,7 +25,7 @@ from persona_cli.cross_validation import (
     score,
 )
 from persona_cli.embedding_cache import EmbeddingCache
-from persona_cli.encoders import DEFAULT_ENCODER, Encoder
+from persona_cli.encoders import DEFAULT_ENCODER, Encoder, check_installed
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import WEAK_NEUTRAL
 from persona_cli.metrics import metrics_report
@@ -88,12 +88,13 @@ def train(
     if split not in tuple(Split):
         raise UsageError(f"--split must be one of {', '.join(s.value for s in Split)}, not {split!r}")
     config = training_recipe(head=head, epochs=epochs, seed=seed, normalize=normalize, paper_recipe=paper_recipe)
+    check_installed(encoder)  # a missing extra before the corpora are read
     options = PredictOptions(encoder=encoder, encoder_source=encoder_source, device=device, batch_size=batch_size)
     check_output_folder(out, overwrite)
     cross_validating = not test_corpus and (folds >= 2 or split == "corpus")  # leave-one-corpus-out ignores --folds
     if not test_corpus and not cross_validating and out is None:
         raise UsageError(
-            f"--folds {folds} without --out would train a model and keep nothing: add --out DIR to save it, "
+            f"--folds {folds} without -o would train a model and keep nothing: add -o DIR to save it, "
             "or use --folds 2 or more to cross-validate"
         )
     clips = read_corpora(data)

@@ -20,14 +20,20 @@ from safetensors.torch import save_file
 from torch import nn
 
 from persona_cli import __version__
-from persona_cli.encoders import encoder_slug
 from persona_cli.errors import ModelLoadingError
 from persona_cli.labels import EMOTIONS, GENDERS, TASKS
+
+# where models are found and how they are named live in models_info.py, which needs no torch
+from persona_cli.models_info import (  # noqa: F401 - re-exported: callers import them from here
+    BUNDLED_MODELS,
+    METADATA_KEY,
+    bundled_model_path,
+    model_file_name,
+    resolve_model_path,
+)
 from persona_cli.normalization import input_width
 
 HEADS = ("cnn", "fcn")
-METADATA_KEY = "persona"
-BUNDLED_MODELS = Path(__file__).parent / "models"
 
 
 @dataclass
@@ -197,8 +203,8 @@ def build_network(metadata: ModelMetadata) -> PersonaNet:
 
 
 def load_model(path: str | Path) -> PersonaModel:
-    """Read a checkpoint; any problem with the file becomes one ModelLoadingError line."""
-    path = Path(path)
+    """Read a checkpoint (a path, or a bundled model's name); any problem becomes one ModelLoadingError line."""
+    path = resolve_model_path(path)
     if not path.is_file():
         raise ModelLoadingError(f"model file not found: {path}")
     try:
@@ -220,15 +226,3 @@ def load_model(path: str | Path) -> PersonaModel:
     except (json.JSONDecodeError, TypeError, ValueError, RuntimeError) as error:
         raise ModelLoadingError(f"damaged persona checkpoint {path}: {str(error).splitlines()[0]}") from None
     return PersonaModel(network, metadata, name=path.stem)  # metadata.name, where set, wins
-
-
-def model_file_name(encoder: str, normalization: str = "none") -> str:
-    """`persona-ENCODER[-NORMALIZATION].safetensors`: how trained and bundled models are named (an
-    `hf:` encoder's name is shortened to a safe file name, `encoder_slug`)."""
-    suffix = "" if normalization == "none" else f"-{normalization}"
-    return f"persona-{encoder_slug(encoder)}{suffix}.safetensors"
-
-
-def bundled_model_path(encoder: str, normalization: str = "none") -> Path:
-    """Where the model shipped for `encoder` and `normalization` lives (not every pair has one)."""
-    return BUNDLED_MODELS / model_file_name(encoder, normalization)

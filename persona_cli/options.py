@@ -52,7 +52,7 @@ class PredictOptions:
 
     encoder: str | None = None  # None: the model's encoder (or DEFAULT_ENCODER when no model is named)
     encoder_source: str | None = None  # hub id or local folder for the encoder's weights
-    model: str | None = None  # checkpoint path; None: the bundled model for the encoder
+    model: str | None = None  # checkpoint path or a bundled model's name; None: the bundled model for the encoder
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = 32  # chunks (of up to chunk_seconds each) per encoder forward call
     chunk_seconds: float = 30.0  # long files are embedded in windows this long, then pooled

@@ -25,10 +25,11 @@ import numpy as np
 from persona_cli import runtime
 from persona_cli.audio import display_path
 from persona_cli.embedding import EmbeddingResult, Progress, Waveform, batched, embed_files
-from persona_cli.encoders import CHOICES, DEFAULT_ENCODER, Encoder, is_encoder_name, load_encoder
+from persona_cli.encoders import CHOICES, DEFAULT_ENCODER, Encoder, check_installed, is_encoder_name, load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import EMOTIONS
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
+from persona_cli.models_info import resolve_model_path
 from persona_cli.normalization import MIN_GROUP_FILES, check_prediction_groups, network_inputs, prediction_groups
 from persona_cli.options import PredictOptions
 from persona_cli.results import Embedding, Prediction
@@ -93,6 +94,8 @@ class Embedder:
         # the cheap checks first, so a mistake is reported before any weights are read
         if options.encoder is not None and not is_encoder_name(options.encoder):
             raise UsageError(f"unknown encoder {options.encoder!r}; {CHOICES}")
+        if options.encoder is not None:
+            check_installed(options.encoder)
         device = runtime.resolve_device(options.device)
         if options.half and device == "cpu":
             # float16 is a GPU format: a CPU computes it slower than float32, and not at all for some ops
@@ -169,7 +172,8 @@ class Predictor(Embedder):
         half: bool = False,
         speakers: Mapping[str, str] | None = None,
     ):
-        """`model`: a checkpoint from `persona train` (None: the bundled model for the encoder and
+        """`model`: a checkpoint from `persona train`, or a bundled model's name such as "persona-ge2e"
+        (`persona models` lists them; None: the bundled model for the encoder and
         normalisation); `encoder`: its encoder (None: the model's); `normalize`: none, corpus or
         speaker (None: what the model was trained with; not none: predictions depend on the other
         files of a group, so predict_files embeds every file before it yields any); `speakers`: the
@@ -344,7 +348,7 @@ def _load_model(options: PredictOptions) -> tuple[PersonaModel, str]:
                 f"pass --model FILE trained with `persona train --encoder {encoder_name}{flag}`"
             )
     else:
-        model_path = Path(options.model)
+        model_path = resolve_model_path(options.model)  # a path, or a bundled model's name
     model = load_model(model_path)
     if options.normalization is not None and options.normalization != model.metadata.normalization:
         raise UsageError(

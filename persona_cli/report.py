@@ -67,10 +67,10 @@ def check_output_folder(out_dir: str | Path | None, overwrite: bool = False) -> 
         return
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir}: that is a file; give a folder for the report")
+        raise UsageError(f"-o {out_dir}: that is a file; give a folder for the report")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise UsageError(
-            f"--out {out_dir}: the folder is not empty; add --overwrite to replace its report, or pick another"
+            f"-o {out_dir}: the folder is not empty; add --overwrite to replace its report, or pick another"
         )
 
 

@@ -97,7 +97,7 @@ def test_downloaded_hub_model_loads_offline_from_the_cache(model_folders, monkey
 def _assert_one_clear_line(error: ModelLoadingError, *needles: str) -> None:
     message = str(error)
     assert "\n" not in message
-    for needle in ("huggingface-cli download", "--encoder-source", *needles):
+    for needle in ("hf download", "--encoder-source", *needles):
         assert needle in message, message
 
 

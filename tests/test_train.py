@@ -313,9 +313,9 @@ def test_train_without_cross_validation_writes_a_report_and_says_where_the_model
     text = (out / "report.md").read_text()
     assert "no held-out score" in text and "## Training data" in text and "24 clips of 8 speakers" in text
     assert (out / "learning_curves.png").is_file()
-    # without --out nothing would be kept: refused before any work
+    # without -o nothing would be kept: refused before any work
     code, _, err = run(["train", str(tiny_corpus), "--folds", "0", "--encoder", "mfcc"], capsys)
-    assert code == 2 and "--out" in err and "embeddings" not in err
+    assert code == 2 and "add -o DIR" in err and "embeddings" not in err
 
 
 def test_untrained_heads_leave_their_columns_empty_and_user_models_carry_a_name(

@@ -11,7 +11,9 @@ A trailing "@N" is always read as the layer, so a folder name cannot end in "@" 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
+import sys
 from pathlib import Path
 
 from persona_cli.encoders._hub import looks_like_hub_id
@@ -28,6 +30,16 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "prosody": ("persona_cli.encoders.prosody", "load_prosody"),
     "egemaps": ("persona_cli.encoders.egemaps", "load_egemaps"),
     "vfs": ("persona_cli.encoders.vfs", "load_vfs"),
+}
+
+#: the packages an encoder needs beyond persona's own dependencies, and the extra that installs them
+#: (`hf` stands for every `hf:` model); checked before any work, so a missing extra is one line
+_EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
+    "xvector": (("speechbrain", "huggingface_hub"), "speechbrain"),
+    "ecapa": (("speechbrain", "huggingface_hub"), "speechbrain"),
+    "vfs": (("speechbrain",), "vfs"),
+    "egemaps": (("opensmile",), "egemaps"),
+    "hf": (("transformers",), "hf"),
 }
 
 #: fused encoders offered by name; any "A+B" of registered names (and `hf:` models) also works
@@ -93,6 +105,22 @@ def encoder_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", "+".join(parts))[:150]
 
 
+def check_installed(name: str) -> None:
+    """Refuse (UsageError) an encoder, or a fusion with one, whose optional packages are missing."""
+    for part in split_encoder_name(name):
+        needs, extra = _EXTRAS.get("hf" if parse_hf_name(part) is not None else part, ((), ""))
+        for module in needs:
+            if not _importable(module):
+                raise UsageError(f"--encoder {part} needs {module}: pip install 'persona-cli[{extra}]'")
+
+
+def _importable(module: str) -> bool:
+    """Whether `import module` can work, without importing it (SpeechBrain takes seconds to import)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: blocked on purpose, and by the tests
+    return importlib.util.find_spec(module) is not None
+
+
 #: encoders with a float16 path (`half=True`), checked against float32 in tests/test_encoders.py
 HALF_PRECISION = ("ge2e", "ge2e-layers")
 
@@ -100,6 +128,7 @@ HALF_PRECISION = ("ge2e", "ge2e-layers")
 def load_encoder(name: str, device: str = "cpu", source: str | None = None, half: bool = False) -> Encoder:
     """Build the encoder called `name` on `device`; `source` overrides where its weights come from
     (for a fused "A+B", A's weights); `half` runs the network in float16 (HALF_PRECISION encoders only)."""
+    check_installed(name)
     parts = split_encoder_name(name)
     if len(parts) > 1:
         from persona_cli.encoders.fused import FusedEncoder
@@ -129,6 +158,7 @@ __all__ = [
     "HALF_PRECISION",
     "HF_SYNTAX",
     "Encoder",
+    "check_installed",
     "encoder_slug",
     "is_encoder_name",
     "load_encoder",

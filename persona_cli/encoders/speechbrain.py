@@ -254,7 +254,7 @@ def _import_speechbrain() -> type[Any]:  # EncoderClassifier; SpeechBrain is unt
         from speechbrain.inference.speaker import EncoderClassifier
     except ImportError as error:
         raise ModelLoadingError(
-            f"the SpeechBrain encoders need `pip install speechbrain torchaudio` ({_describe(error)})"
+            f"the SpeechBrain encoders need `pip install 'persona-cli[speechbrain]'` ({_describe(error)})"
         ) from error
     _quiet_speechbrain_logging()
     return EncoderClassifier
@@ -282,6 +282,6 @@ def _loading_error(name: str, source: str, hub_id: str, reason: str) -> ModelLoa
     return ModelLoadingError(
         f"{name} encoder: cannot load weights from {source!r} ({reason}). To provide them, download the "
         f"model folder (hyperparams.yaml, embedding_model.ckpt, mean_var_norm_emb.ckpt if present, and any "
-        f"other file it lists) on a machine with network, e.g. `huggingface-cli download {hub_id} "
+        f"other file it lists) on a machine with network, e.g. `hf download {hub_id} "
         f"--local-dir DIR`, then pass `--encoder-source DIR`."
     )
