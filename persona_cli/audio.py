@@ -4,7 +4,7 @@ What goes wrong with one file is an AudioLoadError whose message becomes that fi
 (a short, lowercase reason, never a traceback: `file not found`, `not an audio file`,
 `unsupported format: m4a`...). Some files decode but deserve a second look; they are not errors,
 and `SignalStats.warnings()` names them for the `warning` column (silence, NaN/inf samples, heavy
-clipping, a WAV holding less audio than its header declares). README ("Bad input") is the one
+clipping, a WAV holding less audio than its header declares). docs/cli.md ("Bad input") is the one
 complete list of both, with the engine's own `too short` and `embedding failed`: keep it complete
 when adding a message.
 

@@ -225,7 +225,7 @@ def _experiments():
     try:
         from persona_cli import experiments
     except ImportError as error:
-        raise UsageError(f"persona train/eval need {error.name}: pip install 'persona-cli[train]'") from None
+        raise UsageError(f"persona train/eval need {error.name or error}: pip install 'persona-cli[train]'") from None
     return experiments
 
 

@@ -234,7 +234,7 @@ TrainNormalizeOpt = Annotated[
     typer.Option(
         "--normalize",
         metavar=choices(Normalization),
-        help="z-normalise features within each corpus or each speaker's clips (see README).",
+        help="z-normalise features within each corpus or each speaker's clips (see docs/cli.md).",
     ),
 ]
 TestCorpusOpt = Annotated[

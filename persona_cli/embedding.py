@@ -6,7 +6,7 @@ of them; a long file's chunk embeddings are pooled into one vector. Results come
 one per source, and a source that fails becomes a result with an error message while the batch goes
 on. With workers, groups of sources are decoded and embedded by a pool of threads.
 
-The per-file errors and warnings are listed once, in README ("Bad input"); audio.py raises the
+The per-file errors and warnings are listed once, in docs/cli.md ("Bad input"); audio.py raises the
 decoding ones and `SignalStats.warnings()` names the warnings.
 """
 

@@ -39,11 +39,10 @@ log = logging.getLogger("persona")
 _Self = TypeVar("_Self", bound="Embedder")
 
 # Seconds of speech (speech.py) below which a file is an error row, `no speech detected`, and below
-# which its predictions carry a `little speech` warning. Chosen by measurement
-# (scripts/measure_speech_detection.py): every real clip of the corpora in ../shared/data holds more
-# than NO_SPEECH_SECONDS, and generated noise, tones, hum and synthesised music hold none. The
-# warning matches PredictOptions.min_seconds, the shortest audio predicted at all; about 1 real clip
-# in 80 falls below it, most of them single words.
+# which its predictions carry a `little speech` warning. Chosen by measurement (docs/measurements.md,
+# "Speech detection"): every real clip of the corpora in ../shared/data holds more than
+# NO_SPEECH_SECONDS, and generated noise, tones, hum and synthesised music hold none. The warning
+# matches PredictOptions.min_seconds, the shortest audio predicted at all.
 NO_SPEECH_SECONDS = 0.2
 LITTLE_SPEECH_SECONDS = 0.5
 

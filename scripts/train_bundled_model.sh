@@ -2,8 +2,8 @@
 # Rebuild the models that ship in the package: for each, leave-one-corpus-out over every labelled
 # corpus in ../shared/data (report in runs/bundled-NAME/; the softmax temperatures it fits go into the
 # model), then a final model on all of it, copied into persona_cli/models/. Read speech (Common
-# Voice, LibriSpeech) trains as neutral (--weak-neutral). Deterministic: the same data gives the same
-# figures and weights.
+# Voice, LibriSpeech) trains as neutral (--weak-neutral). Seeded: the same data gives the same
+# figures to within ~0.5 points run to run.
 #
 #   persona-ge2e-layers+prosody            the default
 #   persona-ge2e-layers+prosody-speaker    `persona predict --normalize speaker`

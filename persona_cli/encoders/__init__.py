@@ -48,7 +48,7 @@ ENCODER_NAMES = tuple(_REGISTRY) + FUSED_NAMES
 # the speaker embedding with its upper LSTM layers' frame statistics and 37 prosodic functionals.
 # Without the MFCC statistics it once fused: their average spectral envelope is mostly microphone
 # and room, so they helped within a corpus and hurt on corpora left out of training
-# (docs/measurements.md, "Default encoder"; README, "On recordings unlike the training corpora")
+# (docs/measurements.md, "Default encoder"; docs/accuracy.md, leave-one-corpus-out)
 DEFAULT_ENCODER = "ge2e-layers+prosody"
 
 #: the open family of Hugging Face speech models (encoders/huggingface.py)

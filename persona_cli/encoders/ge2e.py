@@ -210,7 +210,7 @@ class GE2ELayersEncoder(GE2EEncoder):
     layers below it still carry how. In a linear probe of RAVDESS emotion beside `ge2e+prosody+mfcc`,
     the middle layer's statistics added far more than the first's or the top's; in the network,
     middle and top together beat the middle alone on gender, age and cross-corpus emotion
-    (docs/measurements.md, "GE2E layer statistics"; README, "Encoders").
+    (docs/measurements.md, "GE2E layer statistics"; docs/encoders.md).
     """
 
     name = "ge2e-layers"
