@@ -46,7 +46,9 @@ OutputOpt = Annotated[
 FormatOpt = Annotated[
     str | None,
     typer.Option(
-        "--format", metavar=f"[{'|'.join(OUTPUT_FORMATS)}]", help="Output format; overrides the extension of -o."
+        "--format",
+        metavar=f"[{'|'.join(OUTPUT_FORMATS)}]",
+        help="Output format; needed when -o has no known extension, and must agree with it.",
     ),
 ]
 #: --encoder's help: the registered names, and the open family of Hugging Face models

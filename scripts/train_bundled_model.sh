@@ -17,7 +17,7 @@ train() {  # train ENCODER NORMALIZATION
     local name="$1"
     [ "$2" = none ] || name="$name-$2"
     persona train "${corpora[@]/#/$data/}" --encoder "$1" --normalize "$2" --split corpus \
-        --weak-neutral commonvoice --weak-neutral librispeech --out "runs/bundled-$name" "${extra[@]}"
+        --weak-neutral commonvoice --weak-neutral librispeech --name "persona-$name" --overwrite -o "runs/bundled-$name" "${extra[@]}"
     cp "runs/bundled-$name/persona-$name.safetensors" persona_cli/models/
 }
 extra=("$@")
