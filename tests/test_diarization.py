@@ -1,0 +1,224 @@
+"""Who speaks when (diarization.py), and the rows built on it (`--per segment|speaker`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from persona_cli import diarization
+from persona_cli.audio import SAMPLE_RATE, load_audio
+from persona_cli.diarization import FLAG_SECONDS, WINDOW_STEP_SAMPLES, Turn, cluster, diarize, listen
+from persona_cli.encoders.ge2e import load_ge2e
+from tests.conftest import SAMPLE_AUDIO, require_shared, run_cli
+
+PAUSE_S = 0.6
+
+
+def _trimmed(path) -> np.ndarray:
+    """A clip without its leading and trailing silence (RAVDESS clips hold about a second of each)."""
+    wave = load_audio(path)
+    frames = wave[: len(wave) // 320 * 320].reshape(-1, 320)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    loud = np.flatnonzero(level > level.max() - 35)
+    return wave[loud[0] * 320 : (loud[-1] + 1) * 320]
+
+
+@pytest.fixture(scope="module")
+def conversation(tmp_path_factory):
+    """A 2-speaker FLAC (RAVDESS actor 1, a man, and actor 2, a woman, taking turns of two neutral or
+    calm clips each, 0.6 s apart) and its reference turns (start, end, actor)."""
+    root = require_shared("ravdess")
+    clips = {actor: sorted(root.glob(f"Actor_0{actor}/03-01-0[12]-*.flac")) for actor in (1, 2)}
+    parts, reference, t = [], [], 0.0
+    for turn in range(12):
+        actor = 1 + turn % 2
+        for clip in clips[actor][2 * (turn // 2) : 2 * (turn // 2) + 2]:
+            wave = _trimmed(clip)
+            reference.append((t, t + len(wave) / SAMPLE_RATE, actor))
+            parts += [wave, np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32)]
+            t += len(wave) / SAMPLE_RATE + PAUSE_S
+    path = tmp_path_factory.mktemp("conversation") / "two speakers.flac"
+    sf.write(path, np.concatenate(parts), SAMPLE_RATE)
+    return path, reference
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_ge2e()
+
+
+def _agreement(turns: list[Turn], reference: list[tuple]) -> float:
+    """Share of the reference speech, where persona found speech, given to the right speaker under
+    the best one-to-one naming of persona's speakers."""
+    frames = np.arange(0, reference[-1][1], 0.01)
+    truth = np.full(len(frames), -1)
+    for start, end, actor in reference:
+        truth[(frames >= start) & (frames < end)] = actor
+    found = np.full(len(frames), -1)
+    for turn in turns:
+        found[(frames >= turn.start_s) & (frames < turn.end_s)] = turn.speaker
+    both = (truth >= 0) & (found >= 0)
+    same = np.mean(truth[both] == np.where(found[both] == 0, 1, 2))
+    return max(same, 1 - same)
+
+
+def test_two_speakers_taking_turns_are_found_and_told_apart(conversation, encoder):
+    path, reference = conversation
+    listening = listen(_chunks_of(path), encoder)
+    turns = diarize(listening)
+    assert len({t.speaker for t in turns}) == 2
+    assert [t.speaker for t in turns][0] == 0  # named in order of first speech
+    assert _agreement(turns, reference) > 0.9
+    # turns are in time order, inside the recording, no longer than the cap, never overlapping
+    assert all(a.end_s <= b.start_s for a, b in zip(turns, turns[1:]))
+    assert all(0 < t.duration_s <= diarization.MAX_SEGMENT_SECONDS + 1e-6 for t in turns)
+    speech = sum(end - start for start, end, _ in reference)
+    assert 0.7 * speech < sum(t.duration_s for t in turns) < 1.2 * speech
+
+
+def test_a_given_number_of_speakers_is_respected(conversation, encoder):
+    path, _ = conversation
+    listening = listen(_chunks_of(path), encoder)
+    assert len({t.speaker for t in diarize(listening, speakers=3)}) == 3
+    assert len({t.speaker for t in diarize(listening, max_speakers=1)}) == 1
+    assert len({t.speaker for t in diarize(listening, min_speakers=3)}) >= 3
+
+
+def test_one_voice_stays_one_speaker(encoder):
+    """A minute of one LibriSpeech reader: centring the embeddings must not split him."""
+    wave = load_audio(require_shared("long", "7367-86737.opus"))[: 60 * SAMPLE_RATE]
+    listening = listen((wave[i : i + 30 * SAMPLE_RATE] for i in range(0, len(wave), 30 * SAMPLE_RATE)), encoder)
+    assert {t.speaker for t in diarize(listening)} == {0}
+
+
+def test_parallel_listening_equals_serial_and_windows_fall_on_the_recordings_grid(conversation, encoder):
+    path, _ = conversation
+    wave = load_audio(path)
+    chunks = [wave[i : i + 10 * SAMPLE_RATE] for i in range(0, len(wave), 10 * SAMPLE_RATE)]
+    serial = listen(chunks, encoder, workers=0)
+    parallel = listen(chunks, encoder, workers=2)
+    np.testing.assert_array_equal(serial.voiced, parallel.voiced)
+    np.testing.assert_array_equal(serial.window_centres_s, parallel.window_centres_s)
+    np.testing.assert_allclose(serial.window_vectors, parallel.window_vectors, atol=1e-5)
+    assert len(serial.voiced) == len(wave) // round(FLAG_SECONDS * SAMPLE_RATE)
+    starts = serial.window_centres_s * SAMPLE_RATE - diarization.WINDOW_SAMPLES / 2
+    np.testing.assert_allclose(starts % WINDOW_STEP_SAMPLES, 0, atol=1e-6)
+    assert np.all(np.diff(serial.window_centres_s) > 0)  # none embedded twice across chunk edges
+
+
+def test_silence_has_no_turns(encoder):
+    listening = listen([np.zeros(5 * SAMPLE_RATE, np.float32)], encoder)
+    assert diarize(listening) == []
+
+
+def test_cluster_folds_tiny_clusters_and_obeys_bounds():
+    """Three directions 120 degrees apart, as centred speaker vectors point: 20 pieces on each of two,
+    one piece on the third."""
+    rng = np.random.default_rng(0)
+    angles = np.radians([0, 120, 240])
+    directions = np.pad(np.stack([np.cos(angles), np.sin(angles)], axis=1), ((0, 0), (0, 6)))
+    vectors = np.concatenate([directions[k] + 0.05 * rng.standard_normal((n, 8)) for k, n in enumerate((20, 20, 1))])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    durations = np.full(len(vectors), 2.4)
+    labels = cluster(vectors, durations)
+    assert len(set(labels[:20])) == len(set(labels[20:40])) == 1 and labels[0] != labels[20]
+    assert labels[40] in (labels[0], labels[20])  # 2.4 s alone is no speaker
+    assert len(set(cluster(vectors, durations, speakers=3))) == 3
+    assert len(set(cluster(vectors, durations, max_speakers=1))) == 1
+
+
+def _chunks_of(path):
+    wave = load_audio(path)
+    return (wave[i : i + 30 * SAMPLE_RATE] for i in range(0, len(wave), 30 * SAMPLE_RATE))
+
+
+# --- the rows: persona predict --per segment|speaker -------------------------------------------
+
+
+def test_per_segment_and_per_speaker_rows_and_rttm(conversation, tmp_path, capsys):
+    path, reference = conversation
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, (0.3 * np.random.default_rng(0).standard_normal(5 * SAMPLE_RATE)).astype(np.float32), SAMPLE_RATE)
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"not audio at all")
+
+    code, out, _ = run_cli(["predict", str(path), str(noise), str(broken), "--per", "speaker", "-q"], capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 1  # two files failed, and said why in their rows
+    voices = [r for r in rows if r["path"] == str(path)]
+    assert [r["speaker"] for r in voices] == ["S1", "S2"]
+    assert {r["gender"] for r in voices} == {"male", "female"}
+    assert voices[0]["gender"] == "male"  # actor 1 speaks first
+    assert abs(sum(float(r["speech_s"]) for r in voices) - sum(e - s for s, e, _ in reference)) < 10
+    for voice in voices:
+        shares = [float(voice[f"share_{e}"]) for e in ("anger", "disgust", "fear", "happy", "neutral", "sad")]
+        assert abs(sum(shares) - 1) < 1e-3
+    errors = {r["path"]: r["error"] for r in rows if r["error"]}
+    assert errors == {str(noise): "no speech detected", str(broken): "not an audio file"}
+
+    rttm = tmp_path / "out.rttm"
+    code, _, _ = run_cli(["predict", str(path), "--per", "segment", "-o", str(rttm), "-q"], capsys)
+    assert code == 0
+    lines = [line.split() for line in rttm.read_text().splitlines()]
+    assert {line[1] for line in lines} == {"two_speakers"}  # the stem, its space made an underscore
+    assert all(line[0] == "SPEAKER" and line[7] in ("S1", "S2") and float(line[4]) > 0 for line in lines)
+
+    table = tmp_path / "segments.parquet"
+    code, _, _ = run_cli(["predict", str(path), "--per", "segment", "--speakers", "2", "-o", str(table), "-q"], capsys)
+    segments = pq.read_table(table).to_pylist()
+    assert code == 0 and len(segments) == len(lines)
+    assert [s["segment"] for s in segments] == list(range(1, len(segments) + 1))
+    assert all(s["emotion"] and s["gender"] and s["start_s"] < s["end_s"] for s in segments)
+
+
+def test_per_segment_resume_keeps_each_files_rows_once(conversation, tmp_path, capsys):
+    path, _ = conversation
+    out = tmp_path / "segments.csv"
+    clip = sorted(SAMPLE_AUDIO.glob("*.mp3"))[0]
+    run_cli(["predict", str(clip), "--per", "segment", "-o", str(out), "-q"], capsys)
+    first = out.read_text().splitlines()
+    code, _, _ = run_cli(
+        ["predict", str(clip), str(path), "--per", "segment", "-o", str(out), "--resume", "-q"], capsys
+    )
+    rows = out.read_text().splitlines()
+    assert code == 0 and rows[: len(first)] == first
+    assert sum(str(clip) in row for row in rows) == len(first) - 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--speakers", "2"], "need --per speaker or --per segment"),
+        (["--per", "file", "-o", "x.rttm"], "RTTM holds who speaks when"),
+        (["--per", "speaker", "--format", "rttm"], "RTTM holds who speaks when"),
+        (["--per", "segment", "--min-speakers", "3", "--max-speakers", "2"], "--min-speakers 3 is more than"),
+        (["--per", "segment", "--engine", "ray"], "--engine ray predicts --per file only"),
+        (["--per", "segment", "--normalize", "speaker"], "needs a model without normalisation"),
+    ],
+)
+def test_per_usage_mistakes_are_one_line_and_exit_2(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["predict", str(SAMPLE_AUDIO), *argv], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_turn_audio_is_cut_exactly_across_chunk_edges(conversation):
+    from persona_cli.conversation import _turn_audio
+
+    path, _ = conversation
+    wave = load_audio(path)
+    assert len(wave) > 35 * SAMPLE_RATE
+    turns = [
+        Turn(0.5, 2.0, 0),
+        Turn(29.0, 31.5, 1),
+        Turn(31.5, 33.0, 0),
+        Turn(len(wave) / SAMPLE_RATE - 1, len(wave) / SAMPLE_RATE, 1),
+    ]
+    for turn, cut in zip(turns, _turn_audio(path, turns)):
+        first, last = round(turn.start_s * SAMPLE_RATE), round(turn.end_s * SAMPLE_RATE)
+        np.testing.assert_array_equal(cut.samples, wave[first:last])
