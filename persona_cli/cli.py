@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -73,6 +74,7 @@ def predict_command(
     speakers: opt.SpeakersOpt = None,
     min_speakers: opt.MinSpeakersOpt = 1,
     max_speakers: opt.MaxSpeakersOpt = None,
+    plot: opt.PlotOpt = None,
     engine: opt.EngineOpt = Engine.local,
     ray_address: opt.RayAddressOpt = None,
     quiet: opt.QuietOpt = False,
@@ -86,6 +88,12 @@ def predict_command(
     count = SpeakerCount(speakers, min_speakers, max_speakers)
     if per == Per.file and count.given:
         raise UsageError("--speakers, --min-speakers and --max-speakers need --per speaker or --per segment")
+    if plot is not None:
+        from persona_cli.timeline import check_plotting
+
+        if per != Per.segment:
+            raise UsageError("--plot draws segments: it needs --per segment")
+        check_plotting()
     settings: dict[str, Any] = dict(encoder=encoder, encoder_source=encoder_source, model=model, device=device)
     options = PredictOptions(batch_size=batch_size, workers=workers, normalization=normalize, half=half, **settings)
     files, options.speakers = batch.input_files(paths, files_from, shard)
@@ -108,18 +116,23 @@ def predict_command(
         raise UsageError("--resume does not combine with a normalised model: each prediction depends on the whole run")
     predictor.check_groups(files)
     settings = dict(batch_size=batch_size, fail_fast=fail_fast, quiet=quiet, made_by=predictor.made_by)
-    failed = batch.run(_predict_per(predictor, per, count), files, target, label="predict", **settings)
+    failed = batch.run(_predict_per(predictor, per, count, plot), files, target, label="predict", **settings)
     _finish(failed, len(files), output)
 
 
-def _predict_per(predictor, per: Per, count: SpeakerCount):
-    """The predictor's function that makes the rows `--per` asks for (refusing a model it cannot use)."""
+def _predict_per(predictor, per: Per, count: SpeakerCount, plot: Path | None):
+    """The predictor's function that makes the rows `--per` asks for (refusing a model it cannot use),
+    drawing timelines into `plot` as they pass."""
     if per == Per.file:
         return predictor.predict_files
+    from persona_cli.timeline import plotted
+
     rows = predictor.predict_segments if per == Per.segment else predictor.predict_speakers
     predictor._conversations()  # checks the model before any output is written
     how = {"num_speakers": count.exactly, "min_speakers": count.at_least, "max_speakers": count.at_most}
-    return lambda files, progress: rows(files, progress=progress, **how)
+    if plot is None:
+        return lambda files, progress: rows(files, progress=progress, **how)
+    return lambda files, progress: plotted(rows(files, progress=progress, **how), plot)
 
 
 @app.command("embed")

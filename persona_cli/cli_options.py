@@ -48,9 +48,7 @@ OutputOpt = Annotated[
     ),
 ]
 _FORMAT_HELP = "Output format; needed when -o has no known extension, and must agree with it."
-FormatOpt = Annotated[
-    str | None, typer.Option("--format", metavar=f"[{'|'.join(OUTPUT_FORMATS)}]", help=_FORMAT_HELP)
-]
+FormatOpt = Annotated[str | None, typer.Option("--format", metavar=f"[{'|'.join(OUTPUT_FORMATS)}]", help=_FORMAT_HELP)]
 TableFormatOpt = Annotated[
     str | None, typer.Option("--format", metavar=f"[{'|'.join(TABLE_FORMATS)}]", help=_FORMAT_HELP)
 ]
@@ -139,6 +137,10 @@ MaxSpeakersOpt = Annotated[
         help="With --per speaker|segment: at most N speakers a file.",
         show_default=False,
     ),
+]
+PlotOpt = Annotated[
+    Path | None,
+    typer.Option("--plot", metavar="DIR", help="With --per segment: a timeline picture of each file, DIR/NAME.png."),
 ]
 TrainOutputOpt = Annotated[
     Path | None,

@@ -168,10 +168,12 @@ def test_per_segment_and_per_speaker_rows_and_rttm(conversation, tmp_path, capsy
     assert {line[1] for line in lines} == {"two_speakers"}  # the stem, its space made an underscore
     assert all(line[0] == "SPEAKER" and line[7] in ("S1", "S2") and float(line[4]) > 0 for line in lines)
 
-    table = tmp_path / "segments.parquet"
-    code, _, _ = run_cli(["predict", str(path), "--per", "segment", "--speakers", "2", "-o", str(table), "-q"], capsys)
-    segments = pq.read_table(table).to_pylist()
-    assert code == 0 and len(segments) == len(lines)
+    table, plots = tmp_path / "segments.parquet", tmp_path / "plots"
+    argv = ["predict", str(path), str(broken), "--per", "segment", "--speakers", "2", "--plot", str(plots)]
+    code, _, _ = run_cli([*argv, "-o", str(table), "-q"], capsys)
+    segments = [row for row in pq.read_table(table).to_pylist() if row["path"] == str(path)]
+    assert code == 1 and len(segments) == len(lines)
+    assert [p.name for p in plots.iterdir()] == ["two speakers.png"]  # none for the broken file
     assert [s["segment"] for s in segments] == list(range(1, len(segments) + 1))
     assert all(s["emotion"] and s["gender"] and s["start_s"] < s["end_s"] for s in segments)
 
@@ -199,6 +201,7 @@ def test_per_segment_resume_keeps_each_files_rows_once(conversation, tmp_path, c
         (["--per", "segment", "--min-speakers", "3", "--max-speakers", "2"], "--min-speakers 3 is more than"),
         (["--per", "segment", "--engine", "ray"], "--engine ray predicts --per file only"),
         (["--per", "segment", "--normalize", "speaker"], "needs a model without normalisation"),
+        (["--per", "speaker", "--plot", "plots"], "--plot draws segments: it needs --per segment"),
     ],
 )
 def test_per_usage_mistakes_are_one_line_and_exit_2(argv, message, tmp_path, capsys, monkeypatch):
