@@ -21,9 +21,9 @@ Each speaker has a loudness of their own (-28 to -20 dBFS). Two variants:
   generated pink or brown noise, babble of four other speakers of the same corpus, or pink + babble.
 
 The work folder (--work, kept; default a temporary one) holds `audio/URI.flac` (16 kHz), the
-reference `reference.rttm` (one line per utterance; uri = file stem), `speakers.csv` (each reference
-speaker's corpus, sex and age where known) and `conversations.json`; a second run with the same
---work and settings reuses them. persona runs once per mode as its own process on `audio/`, timed
+reference `reference.rttm` (one line per stretch of speech: an utterance, split at its inner silences
+of 0.3 s or more; uri = file stem), `speakers.csv` (each reference speaker's corpus, sex and age
+where known) and `conversations.json`; a second run with the same --work and settings reuses them. persona runs once per mode as its own process on `audio/`, timed
 from start to exit (model loading included): `--per segment -o segments.rttm`, `--per segment -o
 segments.csv`, `--per speaker -o speakers.csv` and `--per file -o files.csv`, in `WORK/hyp/`.
 
@@ -74,7 +74,8 @@ BABBLE_VOICES = 4
 SPEAKER_LEVEL_DBFS = (-28.0, -20.0)
 EXCERPT_S = (2.0, 6.0)  # LibriSpeech clips (up to 23 s) are cut into utterances of this length
 FRAME = SAMPLE_RATE // 100  # 10 ms, for trimming silence
-TRIM_BELOW_PEAK_DB = 35.0  # frames this far below the clip's loudest frame count as silence at its ends
+TRIM_BELOW_PEAK_DB = 35.0  # frames this far below the clip's loudest frame count as silence
+MIN_PAUSE_S = 0.3  # silences this long inside an utterance split its reference segment; shorter ones are speech
 COLLARS = {"collar 0.25": 0.5, "no collar": 0.0}  # name -> pyannote's collar (the whole width)
 MODES = {  # name -> (--per, output file in WORK/hyp)
     "segment-rttm": ("segment", "segments.rttm"),
@@ -217,6 +218,19 @@ def trim(wave: np.ndarray) -> np.ndarray:
     return wave[loud[0] * FRAME : (loud[-1] + 1) * FRAME]
 
 
+def speech_spans(wave: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) samples of the speech in a trimmed utterance: its loud frames, bridged over silences
+    shorter than MIN_PAUSE_S."""
+    db = _frame_db(wave)
+    if not len(db):
+        return [(0, len(wave))]
+    loud = np.flatnonzero(db > db.max() - TRIM_BELOW_PEAK_DB)
+    breaks = np.flatnonzero(np.diff(loud) > MIN_PAUSE_S * 100)
+    firsts, lasts = np.r_[loud[0], loud[breaks + 1]], np.r_[loud[breaks], loud[-1]]
+    spans = [(int(a) * FRAME, (int(b) + 1) * FRAME) for a, b in zip(firsts, lasts)]
+    return [(start, min(end, len(wave))) for start, end in spans]
+
+
 def utterance(voice: Voice, clips: Clips, rng: np.random.Generator) -> np.ndarray:
     """One utterance of the voice: a whole clip, or a 2-6 s excerpt of a longer one, cut at quiet frames."""
     wave = clips(voice.clips[rng.integers(len(voice.clips))])
@@ -239,7 +253,7 @@ def build_conversations(
     work: Path, data: Path, count: int, minutes: tuple[float, float], seed: int
 ) -> list[Conversation]:
     """Write `count` conversations of each variant into work/ (or reuse those there, if made alike)."""
-    settings = {"count": count, "minutes": list(minutes), "seed": seed, "data": str(data)}
+    settings = {"count": count, "minutes": list(minutes), "seed": seed, "data": str(data), "min_pause_s": MIN_PAUSE_S}
     manifest = work / "conversations.json"
     if manifest.exists():
         saved = json.loads(manifest.read_text())
@@ -338,9 +352,12 @@ def conversation_audio(
     end = max(start + len(w) for start, w, _ in placed) + round(rng.uniform(0.3, 1.0) * SAMPLE_RATE)
     mix = np.zeros(end, np.float32)
     speech = np.zeros(end, bool)
-    for start, wave, _ in placed:
+    segments = []
+    for start, wave, label in placed:
         mix[start : start + len(wave)] += wave
-        speech[start : start + len(wave)] = True
+        for first, last in speech_spans(wave):
+            speech[start + first : start + last] = True
+            segments.append((round((start + first) / SAMPLE_RATE, 3), round((start + last) / SAMPLE_RATE, 3), label))
     noise_kind = snr = None
     if noisy:
         noise_kind = str(rng.choice(NOISES))
@@ -353,10 +370,7 @@ def conversation_audio(
     peak = np.abs(mix).max()
     if peak > 0.99:  # summed overlaps and noise may pass full scale: lower the whole file
         mix *= 0.99 / peak
-    segments = sorted(
-        (round(start / SAMPLE_RATE, 3), round((start + len(wave)) / SAMPLE_RATE, 3), label)
-        for start, wave, label in placed
-    )
+    segments.sort()
     conversation = Conversation(
         uri,
         variant,
