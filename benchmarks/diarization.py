@@ -130,10 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="*", choices=list(MODES), default=list(MODES), help="persona runs to time")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--build-only", action="store_true", help="write the conversations and stop")
+    parser.add_argument("--no-run", action="store_true", help="score the outputs already in WORK/hyp (needs --work)")
     parser.add_argument(
         "--check-scoring", action="store_true", help="score the reference against itself and altered copies"
     )
     args = parser.parse_args(argv)
+    if args.no_run and not args.work:
+        parser.error("--no-run scores the outputs in --work DIR")
     count = args.conversations or (3 if args.long else 12)
     minutes = args.minutes or ((10.0, 10.0) if args.long else (1.0, 3.0))
     with tempfile.TemporaryDirectory(prefix="persona-diarization-") as tmp:
@@ -147,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.check_scoring:
             print(check_scoring(conversations, reference, speakers))
             return 0
-        runs = {mode: run_persona(work, mode, args.model, args.workers) for mode in args.modes}
+        if args.no_run:  # score what an earlier run left in WORK/hyp
+            runs = {mode: {} for mode in args.modes if (work / "hyp" / MODES[mode][1]).exists()}
+        else:
+            runs = {mode: run_persona(work, mode, args.model, args.workers) for mode in args.modes}
         result = score(conversations, reference, speakers, work / "hyp", runs)
         result["settings"] = {
             "conversations_per_variant": count,
@@ -507,8 +513,9 @@ def score(conversations: list[Conversation], reference: dict, speakers: list[dic
             "exit_code": run["exit_code"],
         }
         for mode, run in runs.items()
+        if run
     }
-    if "segment" in runs and "file" in runs:
+    if runs.get("segment") and runs.get("file"):
         throughput["segment/file time"] = round(runs["segment"]["wall_s"] / runs["file"]["wall_s"], 2)
     return {
         "audio_s": round(audio_s, 1),

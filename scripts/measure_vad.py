@@ -11,7 +11,8 @@ not one of persona's dependencies: `pip install silero-vad` to run this script.
 Detectors, each on the 16 kHz recording:
 - persona: what persona_cli/diarization.py does per 30 s chunk: normalize_volume, then
   speech.voiced_windows (webrtcvad mode 3 on 30 ms windows, at least 5 of 8 around each flagged),
-  and no speech at all in a chunk that speech_seconds judges noise or a steady tone;
+  and no speech at all in a chunk that speech_seconds judges noise or a steady tone (also shown
+  without that check, to tell the detector's misses from the check's);
 - silero: silero_vad.get_speech_timestamps with its defaults (threshold 0.5, speech of at least
   250 ms, pauses of at least 100 ms, 30 ms padding), the way its README uses it;
 - silero frames: the model's speech probability per 32 ms frame (`audio_forward`), >= 0.5, no smoothing.
@@ -46,13 +47,13 @@ CHUNK = 30 * SAMPLE_RATE  # persona's chunk (audio.iter_chunks), a whole number 
 SILERO_FRAME = 512  # samples per Silero probability at 16 kHz
 
 
-def persona_frames(wave: np.ndarray) -> np.ndarray:
+def persona_frames(wave: np.ndarray, noise_check: bool = True) -> np.ndarray:
     """Speech flags per 10 ms frame from persona's detector, chunk by chunk as diarization.listen runs it."""
     flags = []
     for start in range(0, len(wave), CHUNK):
         chunk = normalize_volume(wave[start : start + CHUNK])
         voiced = voiced_windows(chunk)
-        if speech_seconds(chunk, voiced) == 0:  # noise or a tone, by persona's checks
+        if noise_check and speech_seconds(chunk, voiced) == 0:  # noise or a tone, by persona's checks
             voiced = np.zeros_like(voiced)
         flags.append(np.repeat(voiced, VAD_WINDOW // FRAME))
     return _fit(np.concatenate(flags), len(wave) // FRAME)
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_silero_vad()
     detectors = {
         "persona (webrtcvad 3, smoothed)": persona_frames,
+        "persona without the noise check": lambda wave: persona_frames(wave, noise_check=False),
         "silero (timestamps, defaults)": lambda wave: silero_timestamps_frames(wave, model),
         "silero (frames >= 0.5)": lambda wave: silero_probability_frames(wave, model),
     }
