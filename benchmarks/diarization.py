@@ -83,6 +83,7 @@ MODES = {  # name -> (--per, output file in WORK/hyp)
     "speaker": ("speaker", "speakers.csv"),
     "file": ("file", "files.csv"),
 }
+GIVEN_COUNT = "segments-given-count.rttm"  # --given-count: --per segment with --speakers N, N from the reference
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="passed to persona predict --model (default: the bundled model)")
     parser.add_argument("--workers", type=int, help="passed to persona predict --workers")
     parser.add_argument("--modes", nargs="*", choices=list(MODES), default=list(MODES), help="persona runs to time")
+    parser.add_argument(
+        "--given-count",
+        action="store_true",
+        help="also run --per segment with --speakers N (the true count), to tell clustering from counting errors",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--build-only", action="store_true", help="write the conversations and stop")
     parser.add_argument("--no-run", action="store_true", help="score the outputs already in WORK/hyp (needs --work)")
@@ -154,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = {mode: {} for mode in args.modes if (work / "hyp" / MODES[mode][1]).exists()}
         else:
             runs = {mode: run_persona(work, mode, args.model, args.workers) for mode in args.modes}
+            if args.given_count:
+                run_given_count(work, conversations, args.model, args.workers)
         result = score(conversations, reference, speakers, work / "hyp", runs)
         result["settings"] = {
             "conversations_per_variant": count,
@@ -443,6 +451,24 @@ def run_persona(work: Path, mode: str, model: str | None, workers: int | None) -
     return {"per": per, "output": str(out), **run}
 
 
+def run_given_count(work: Path, conversations: list[Conversation], model: str | None, workers: int | None) -> None:
+    """`--per segment --speakers N` on the conversations of N speakers, for each N; one RTTM of them all."""
+    parts = []
+    for n in sorted({c.n_speakers for c in conversations}):
+        out = work / "hyp" / f"segments-{n}-speakers.rttm"
+        files = [str(work / "audio" / f"{c.uri}.flac") for c in conversations if c.n_speakers == n]
+        command = [sys.executable, "-m", "persona_cli", "predict", *files, "--per", "segment", "--speakers", str(n)]
+        command += ["-o", str(out), "--overwrite", "--quiet"]
+        if model:
+            command += ["--model", model]
+        if workers is not None:
+            command += ["--workers", str(workers)]
+        print(f"running persona --per segment --speakers {n}", file=sys.stderr)
+        _run_child(command, parse_json=False)
+        parts.append(out.read_text())
+    (work / "hyp" / GIVEN_COUNT).write_text("".join(parts))
+
+
 # --- scoring -----------------------------------------------------------------------------------
 
 
@@ -487,6 +513,7 @@ def score(conversations: list[Conversation], reference: dict, speakers: list[dic
 
     truth = {(r["uri"], r["speaker"]): r for r in speakers}
     hypothesis = load_rttm(hyp / MODES["segment-rttm"][1]) if "segment-rttm" in runs else {}
+    given = load_rttm(hyp / GIVEN_COUNT) if (hyp / GIVEN_COUNT).exists() else None
     per_speaker = _read_csv(hyp / MODES["speaker"][1]) if "speaker" in runs else []
     rows_by_uri = defaultdict(list)
     for row in per_speaker:
@@ -498,6 +525,12 @@ def score(conversations: list[Conversation], reference: dict, speakers: list[dic
         found = hypothesis.get(c.uri, Annotation(uri=c.uri))
         scores = score_conversation(reference[c.uri], found, c.duration_s)
         scores["speakers"] = speaker_checks(c.uri, scores["mapping"], rows_by_uri[c.uri], truth)
+        scores["labels agree"] = not rows_by_uri[c.uri] or {r["speaker"] for r in rows_by_uri[c.uri]} == set(
+            map(str, found.labels())
+        )
+        if given is not None:
+            given_scores = score_conversation(reference[c.uri], given.get(c.uri, Annotation(uri=c.uri)), c.duration_s)
+            scores["given count"] = {name: given_scores[name] for name in COLLARS}
         results.append({"uri": c.uri, "variant": c.variant, "n_speakers": c.n_speakers, **scores})
     groups = {}
     for variant in (*VARIANTS, None):
@@ -519,6 +552,8 @@ def score(conversations: list[Conversation], reference: dict, speakers: list[dic
         throughput["segment/file time"] = round(runs["segment"]["wall_s"] / runs["file"]["wall_s"], 2)
     return {
         "audio_s": round(audio_s, 1),
+        # conversations whose --per speaker rows name other speakers than the RTTM run's segments
+        "labels disagree": [r["uri"] for r in results if not r["labels agree"]],
         "groups": groups,
         "throughput": throughput,
         "conversations": results,
@@ -554,6 +589,11 @@ def summarise(results: list[dict]) -> dict:
         for part in ("missed detection", "false alarm", "confusion"):
             summary[f"{name} {part}"] = sum(r[name][part] for r in results) / total
         summary[f"{name} DER"] = sum(summary[f"{name} {p}"] for p in ("missed detection", "false alarm", "confusion"))
+        if all("given count" in r for r in results):
+            given = [r["given count"][name] for r in results]
+            summary[f"{name} DER, count given"] = sum(
+                g[p] for g in given for p in ("missed detection", "false alarm", "confusion")
+            ) / sum(g["total"] for g in given)
     errors = [r["n_hypothesis"] - r["n_reference"] for r in results]
     summary["count right"] = sum(e == 0 for e in errors) / len(errors)
     summary["count MAE"] = sum(abs(e) for e in errors) / len(errors)
@@ -573,13 +613,15 @@ def markdown(result: dict) -> str:
     def pct(value) -> str:
         return "-" if value is None else f"{100 * value:.1f} %"
 
+    given = any("no collar DER, count given" in g for g in result["groups"].values())
     lines = [
         f"{len(result['conversations'])} conversations, {result['audio_s'] / 60:.1f} min of audio, "
         f"model {result['settings']['model']}",
         "",
         "| variant / speakers | conv. | DER ±0.25 s | DER, no collar | miss / FA / conf. (no collar) "
-        "| count right | count MAE | gender acc. (n) | age MAE (n) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| count right | count MAE | gender acc. (n) | age MAE (n) |"
+        + (" DER ±0.25 s / none, count given |" if given else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if given else ""),
     ]
     for name, g in result["groups"].items():
         parts = " / ".join(pct(g[f"no collar {p}"]) for p in ("missed detection", "false alarm", "confusion"))
@@ -588,6 +630,11 @@ def markdown(result: dict) -> str:
             f"| {name} | {g['conversations']} | {pct(g['collar 0.25 DER'])} | {pct(g['no collar DER'])} | {parts} "
             f"| {pct(g['count right'])} | {g['count MAE']:.2f} | {pct(g['gender accuracy'])} "
             f"({g['speakers scored']}/{g['reference speakers']}) | {age} |"
+            + (f" {pct(g['collar 0.25 DER, count given'])} / {pct(g['no collar DER, count given'])} |" if given else "")
+        )
+    if result["labels disagree"]:
+        lines.append(
+            f"\nwarning: --per speaker and --per segment name different speakers in {result['labels disagree']}"
         )
     lines += ["", "| persona predict | wall s | audio s per s |", "|---|---|---|"]
     for mode, t in result["throughput"].items():
