@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     count = args.conversations or (3 if args.long else 12)
     minutes = args.minutes or ((10.0, 10.0) if args.long else (1.0, 3.0))
     with tempfile.TemporaryDirectory(prefix="persona-diarization-") as tmp:
-        work = args.work or Path(tmp)
+        work = (args.work or Path(tmp)).resolve()  # persona runs in the repository root
+        # a model file named relative to where this runs; anything else is a name persona resolves
+        model = str(Path(args.model).resolve()) if args.model and Path(args.model).exists() else args.model
         conversations = build_conversations(work, args.data, count, minutes, args.seed)
         if args.build_only:
             print(f"{len(conversations)} conversations in {work}", file=sys.stderr)
@@ -159,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_run:  # score what an earlier run left in WORK/hyp
             runs = {mode: {} for mode in args.modes if (work / "hyp" / MODES[mode][1]).exists()}
         else:
-            runs = {mode: run_persona(work, mode, args.model, args.workers) for mode in args.modes}
+            runs = {mode: run_persona(work, mode, model, args.workers) for mode in args.modes}
             if args.given_count:
-                run_given_count(work, conversations, args.model, args.workers)
-        result = score(conversations, reference, speakers, work / "hyp", runs)
+                run_given_count(work, conversations, model, args.workers)
+        result = score(conversations, reference, speakers, work / "hyp", runs, args.given_count)
         result["settings"] = {
             "conversations_per_variant": count,
             "minutes": minutes,
@@ -276,7 +278,7 @@ def build_conversations(
                 Conversation(**{**c, "segments": [tuple(s) for s in c["segments"]]}) for c in saved["conversations"]
             ]
     (work / "audio").mkdir(parents=True, exist_ok=True)
-    for old in (work / "audio").glob("*.flac"):
+    for old in [*(work / "audio").glob("*.flac"), *(work / "hyp").glob("*")]:  # another set's files and results
         old.unlink()
     pools = {"emodb": emodb_voices(data), "librispeech": librispeech_voices(data)}
     clips = Clips()
@@ -507,13 +509,15 @@ def score_conversation(reference, hypothesis, duration_s: float) -> dict:
     return scores
 
 
-def score(conversations: list[Conversation], reference: dict, speakers: list[dict], hyp: Path, runs: dict) -> dict:
+def score(
+    conversations: list[Conversation], reference: dict, speakers: list[dict], hyp: Path, runs: dict, given_count: bool
+) -> dict:
     """Every figure: per conversation, then per variant and speaker count, and the persona runs' rates."""
     from pyannote.core import Annotation
 
     truth = {(r["uri"], r["speaker"]): r for r in speakers}
     hypothesis = load_rttm(hyp / MODES["segment-rttm"][1]) if "segment-rttm" in runs else {}
-    given = load_rttm(hyp / GIVEN_COUNT) if (hyp / GIVEN_COUNT).exists() else None
+    given = load_rttm(hyp / GIVEN_COUNT) if given_count else None
     per_speaker = _read_csv(hyp / MODES["speaker"][1]) if "speaker" in runs else []
     rows_by_uri = defaultdict(list)
     for row in per_speaker:
