@@ -269,7 +269,14 @@ def build_conversations(
     work: Path, data: Path, count: int, minutes: tuple[float, float], seed: int
 ) -> list[Conversation]:
     """Write `count` conversations of each variant into work/ (or reuse those there, if made alike)."""
-    settings = {"count": count, "minutes": list(minutes), "seed": seed, "data": str(data), "min_pause_s": MIN_PAUSE_S}
+    settings = {
+        "count": count,
+        "minutes": list(minutes),
+        "seed": seed,
+        "data": str(data),
+        "min_pause_s": MIN_PAUSE_S,
+        "layout": 2,
+    }
     manifest = work / "conversations.json"
     if manifest.exists():
         saved = json.loads(manifest.read_text())
@@ -287,7 +294,7 @@ def build_conversations(
     for variant in VARIANTS:
         for i in range(count):
             n_speakers = SPEAKER_COUNTS[i % len(SPEAKER_COUNTS)]
-            corpus = CORPORA[(i // len(SPEAKER_COUNTS)) % len(CORPORA)]
+            corpus = CORPORA[i % len(CORPORA)]  # with SPEAKER_COUNTS: every pairing once in 6 conversations
             uri = f"{URI_VARIANT[variant]}-{i:02d}-{n_speakers}spk-{corpus}"
             seconds = float(rng.uniform(*minutes)) * 60
             conversation, wave, voices = conversation_audio(
