@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -24,13 +25,13 @@ from persona_cli.audio import audio_info, display_path, find_audio_files
 from persona_cli.errors import AudioLoadError, UsageError
 from persona_cli.file_lists import FileList, read_file_list
 from persona_cli.output import OutputTarget
-from persona_cli.results import Embedding, Prediction
+from persona_cli.results import Embedding, Prediction, Segment, SpeakerSummary
 from persona_cli.sharding import Shard
 
 log = logging.getLogger("persona")
 stderr = Console(stderr=True)
 
-Result = Prediction | Embedding
+Result = Prediction | Embedding | Segment | SpeakerSummary
 
 
 def input_files(
@@ -88,11 +89,19 @@ def run(
         # a bar needs the total: the audio seconds the headers declare (a fraction of a ms per file)
         total = _declared_seconds(todo) if not progress.disable else None
         task = progress.add_task(label, total=total, files=f"0/{len(todo)} files")
-        results: Iterable[Result] = process(todo, progress=lambda seconds: progress.advance(task, seconds))
+        tally = _Tally()
+        counting = threading.Lock()  # workers report from their own threads
+
+        def advance(seconds: float) -> None:
+            progress.advance(task, seconds)
+            with counting:
+                tally.heard_seconds += seconds
+
+        results: Iterable[Result] = process(todo, progress=advance)
         if fail_fast:
             results = until_first_error(results)
         try:
-            tally = _write(results, target, batch_size, lambda tally: progress.update(task, **tally.fields(len(todo))))
+            _write(results, target, batch_size, tally, lambda tally: progress.update(task, **tally.fields(len(todo))))
         except BrokenPipeError:
             _discard_stdout()
             return 0
@@ -158,16 +167,22 @@ class _Tally:
     """What the rows written so far add up to: for the progress bar and the closing summary."""
 
     started: float = field(default_factory=time.perf_counter)
-    done: int = 0
+    done: int = 0  # files, however many rows each has (--per speaker|segment)
     failed: int = 0
-    audio_seconds: float = 0.0
+    last_path: str | None = None
+    audio_seconds: float = 0.0  # from the rows' duration_s
+    heard_seconds: float = 0.0  # from the progress reports, for rows without one (--per speaker|segment)
     emotions: Counter[str] = field(default_factory=Counter)
     genders: Counter[str] = field(default_factory=Counter)
     ages: list[float] = field(default_factory=list)
 
     def add(self, result: Result) -> None:
-        self.done += 1
-        self.failed += bool(result.error)
+        new_file = result.path != self.last_path or result.path is None
+        self.last_path = result.path
+        self.done += new_file
+        self.failed += bool(result.error)  # a file that fails has one row, whatever --per says
+        if isinstance(result, Segment | SpeakerSummary):
+            return  # their audio is counted as it is processed (heard)
         self.audio_seconds += result.duration_s or 0.0
         if isinstance(result, Prediction) and not result.error:
             self.emotions[result.emotion or "?"] += 1
@@ -187,10 +202,10 @@ class _Tally:
         log.info(
             "%d files, %.1f min of audio in %.1f s: %.1f files/s, %.0f audio-s/s",
             self.done,
-            self.audio_seconds / 60,
+            (self.audio_seconds or self.heard_seconds) / 60,
             self.elapsed,
             self.done / self.elapsed,
-            self.audio_seconds / self.elapsed,
+            (self.audio_seconds or self.heard_seconds) / self.elapsed,
         )
         if label != "predict" or not self.done:
             return
@@ -204,16 +219,20 @@ class _Tally:
 
 
 def _write(
-    results: Iterable[Result], target: OutputTarget, batch_size: int, report: Callable[[_Tally], None]
-) -> _Tally:
-    """Stream results to the output in batches of rows, reporting each one to `report`."""
-    from persona_cli.embedding import batched  # imports torch: not needed to check the inputs
-
-    tally = _Tally()
+    results: Iterable[Result], target: OutputTarget, batch_size: int, tally: _Tally, report: Callable[[_Tally], None]
+) -> None:
+    """Stream results to the output in batches of rows, reporting each one to `report`. A batch
+    ends only between files, so an interrupted run never leaves a file with some of its rows
+    (--per segment), which --resume would take for done."""
     with target as writer:
-        for results_batch in batched(_reported(results, tally, report), batch_size):
-            writer.write([result.row() for result in results_batch])
-    return tally
+        batch: list[Result] = []
+        for result in _reported(results, tally, report):
+            if len(batch) >= batch_size and result.path != batch[-1].path:
+                writer.write([row.row() for row in batch])
+                batch = []
+            batch.append(result)
+        if batch:
+            writer.write([row.row() for row in batch])
 
 
 def _reported(results: Iterable[Result], tally: _Tally, report: Callable[[_Tally], None]) -> Iterator[Result]:

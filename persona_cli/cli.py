@@ -17,7 +17,7 @@ from typer.exceptions import TyperException
 from persona_cli import cli_options as opt
 from persona_cli.encoders import DEFAULT_ENCODER
 from persona_cli.errors import PersonaError, UsageError
-from persona_cli.options import Engine, Normalization, PredictOptions, Split
+from persona_cli.options import Engine, Normalization, Per, PredictOptions, SpeakerCount, Split
 
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
@@ -69,28 +69,38 @@ def predict_command(
     shard: opt.ShardOpt = None,
     half: opt.HalfOpt = False,
     normalize: opt.PredictNormalizeOpt = None,
+    per: opt.PerOpt = Per.file,
+    speakers: opt.SpeakersOpt = None,
+    min_speakers: opt.MinSpeakersOpt = 1,
+    max_speakers: opt.MaxSpeakersOpt = None,
     engine: opt.EngineOpt = Engine.local,
     ray_address: opt.RayAddressOpt = None,
     quiet: opt.QuietOpt = False,
 ) -> None:
-    """Predict emotion, gender and age: one output row per audio file. PATH: audio files, or folders
-    walked recursively."""
+    """Predict emotion, gender and age: one output row per audio file (or per speaker, or per segment,
+    of each). PATH: audio files, or folders walked recursively."""
     from persona_cli import batch, results
     from persona_cli.output import OutputTarget
 
     _setup_logging(quiet)
+    count = SpeakerCount(speakers, min_speakers, max_speakers)
+    if per == Per.file and count.given:
+        raise UsageError("--speakers, --min-speakers and --max-speakers need --per speaker or --per segment")
     settings: dict[str, Any] = dict(encoder=encoder, encoder_source=encoder_source, model=model, device=device)
     options = PredictOptions(batch_size=batch_size, workers=workers, normalization=normalize, half=half, **settings)
     files, options.speakers = batch.input_files(paths, files_from, shard)
     if engine == Engine.ray:
         from persona_cli.ray_engine import run_on_ray
 
+        if per != Per.file:
+            raise UsageError("--engine ray predicts --per file only; run --per speaker|segment as --shard K/N jobs")
         if resume or fail_fast:
             raise UsageError("--engine ray has no --resume or --fail-fast (restart parts as --shard K/N jobs)")
         summary = run_on_ray(files, output, options, address=ray_address, overwrite=overwrite, quiet=quiet)
         _finish(summary.failed, summary.files, str(summary.output))
         return
-    target = OutputTarget(output, output_format, results.PREDICTION_SCHEMA, overwrite=overwrite, resume=resume)
+    schema = {Per.file: results.PREDICTION_SCHEMA, Per.speaker: results.SPEAKER_SCHEMA}.get(per, results.SEGMENT_SCHEMA)
+    target = OutputTarget(output, output_format, schema, overwrite=overwrite, resume=resume)
     from persona_cli.predictor import Predictor  # torch: only once the inputs and -o are known good
 
     predictor = Predictor.from_options(options)
@@ -98,8 +108,18 @@ def predict_command(
         raise UsageError("--resume does not combine with a normalised model: each prediction depends on the whole run")
     predictor.check_groups(files)
     settings = dict(batch_size=batch_size, fail_fast=fail_fast, quiet=quiet, made_by=predictor.made_by)
-    failed = batch.run(predictor.predict_files, files, target, label="predict", **settings)
+    failed = batch.run(_predict_per(predictor, per, count), files, target, label="predict", **settings)
     _finish(failed, len(files), output)
+
+
+def _predict_per(predictor, per: Per, count: SpeakerCount):
+    """The predictor's function that makes the rows `--per` asks for (refusing a model it cannot use)."""
+    if per == Per.file:
+        return predictor.predict_files
+    rows = predictor.predict_segments if per == Per.segment else predictor.predict_speakers
+    predictor._conversations()  # checks the model before any output is written
+    how = {"num_speakers": count.exactly, "min_speakers": count.at_least, "max_speakers": count.at_most}
+    return lambda files, progress: rows(files, progress=progress, **how)
 
 
 @app.command("embed")
@@ -107,7 +127,7 @@ def embed_command(
     paths: opt.PathsArg = None,
     output: opt.OutputOpt = None,
     files_from: opt.FilesFrom = None,
-    output_format: opt.FormatOpt = None,
+    output_format: opt.TableFormatOpt = None,
     encoder: opt.NamedEncoderOpt = "ge2e",
     encoder_source: opt.SourceOpt = None,
     device: opt.DeviceOpt = "auto",

@@ -18,12 +18,13 @@ import typer
 
 from persona_cli import __version__
 from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, HALF_PRECISION
-from persona_cli.options import Engine, Head, Normalization, Split
+from persona_cli.options import Engine, Head, Normalization, Per, Split
 
 #: `-h` as well as `--help`, in every command; help as wide as the terminal, up to 100 columns
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 #: persona_cli.output.FORMATS, spelled out so that help does not import the writers (pyarrow)
-OUTPUT_FORMATS = ("csv", "jsonl", "parquet")
+OUTPUT_FORMATS = ("csv", "jsonl", "parquet", "rttm")
+TABLE_FORMATS = OUTPUT_FORMATS[:3]  # what embed writes: rttm holds only --per segment predictions
 
 
 def choices(enum: type[Enum]) -> str:
@@ -40,16 +41,18 @@ FilesFrom = Annotated[
 OutputOpt = Annotated[
     str | None,
     typer.Option(
-        "-o", "--output", metavar="FILE", help="Output file (.csv, .parquet, .jsonl); '-' or none: CSV on stdout."
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="Output file (.csv, .parquet, .jsonl; .rttm with --per segment); '-' or none: CSV on stdout.",
     ),
 ]
+_FORMAT_HELP = "Output format; needed when -o has no known extension, and must agree with it."
 FormatOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--format",
-        metavar=f"[{'|'.join(OUTPUT_FORMATS)}]",
-        help="Output format; needed when -o has no known extension, and must agree with it.",
-    ),
+    str | None, typer.Option("--format", metavar=f"[{'|'.join(OUTPUT_FORMATS)}]", help=_FORMAT_HELP)
+]
+TableFormatOpt = Annotated[
+    str | None, typer.Option("--format", metavar=f"[{'|'.join(TABLE_FORMATS)}]", help=_FORMAT_HELP)
 ]
 #: --encoder's help: the registered names, and the open family of Hugging Face models
 ENCODER_HELP = (
@@ -108,6 +111,33 @@ ShardOpt = Annotated[
         "--shard",
         metavar="K/N",
         help="Process only the K-th of N disjoint parts of the input (split by path hash), for N parallel jobs.",
+    ),
+]
+PerOpt = Annotated[
+    Per,
+    typer.Option(
+        "--per",
+        metavar=choices(Per),
+        help="One row per file; per speaker of each file (who speaks, how long, their gender, age and "
+        "emotions); or per segment (a few seconds of one speaker: when, who, and its emotion).",
+    ),
+]
+SpeakersOpt = Annotated[
+    int | None,
+    typer.Option("--speakers", metavar="N", min=1, help="With --per speaker|segment: each file has N speakers."),
+]
+MinSpeakersOpt = Annotated[
+    int,
+    typer.Option("--min-speakers", metavar="N", min=1, help="With --per speaker|segment: at least N speakers a file."),
+]
+MaxSpeakersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-speakers",
+        metavar="N",
+        min=1,
+        help="With --per speaker|segment: at most N speakers a file.",
+        show_default=False,
     ),
 ]
 TrainOutputOpt = Annotated[

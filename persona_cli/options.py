@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from persona_cli.errors import UsageError
+
 
 class Normalization(str, Enum):
     """How features are z-normalised before the network sees them (normalization.py)."""
@@ -31,6 +33,38 @@ class Head(str, Enum):
 
     fcn = "fcn"  # dense layers only
     cnn = "cnn"  # the paper's conv + dense net
+
+
+class Per(str, Enum):
+    """What one row of `persona predict` describes."""
+
+    file = "file"  # a whole recording
+    speaker = "speaker"  # one speaker of a recording (conversation.py)
+    segment = "segment"  # a few seconds of one speaker's speech
+
+
+@dataclass(frozen=True)
+class SpeakerCount:
+    """What the caller knows of the number of speakers in each recording (`--per speaker|segment`)."""
+
+    exactly: int | None = None  # --speakers
+    at_least: int = 1  # --min-speakers
+    at_most: int | None = None  # --max-speakers
+
+    def __post_init__(self) -> None:
+        for flag, value in (
+            ("speakers", self.exactly),
+            ("min-speakers", self.at_least),
+            ("max-speakers", self.at_most),
+        ):
+            if value is not None and value < 1:
+                raise UsageError(f"--{flag} must be at least 1, got {value}")
+        if self.at_most is not None and self.at_least > self.at_most:
+            raise UsageError(f"--min-speakers {self.at_least} is more than --max-speakers {self.at_most}")
+
+    @property
+    def given(self) -> bool:
+        return self != SpeakerCount()
 
 
 class Engine(str, Enum):
@@ -68,4 +102,4 @@ class PredictOptions:
         self.normalization = plain(self.normalization)
 
 
-__all__ = ["Engine", "Head", "Normalization", "PredictOptions", "Split", "plain"]
+__all__ = ["Engine", "Head", "Normalization", "Per", "PredictOptions", "SpeakerCount", "Split", "plain"]

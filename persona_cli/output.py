@@ -97,10 +97,43 @@ class JsonLinesWriter(RowWriter):
         )
 
 
+class RttmWriter(RowWriter):
+    """NIST's Rich Transcription Time Marked lines, which diarization scorers and viewers read: one
+    `SPEAKER <file> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>` per segment row, the file
+    named by its stem (RTTM fields cannot hold spaces, so these become underscores). Rows without a
+    segment (a recording that failed) have no line; the other formats carry their errors."""
+
+    def format(self, rows: Sequence[dict[str, Any]]) -> str:
+        return "".join(
+            f"SPEAKER {_rttm_name(row['path'])} 1 {row['start_s']:.3f} {row['end_s'] - row['start_s']:.3f} "
+            f"<NA> <NA> {row['speaker']} <NA> <NA>\n"
+            for row in rows
+            if row.get("start_s") is not None
+        )
+
+
+def _rttm_name(path: str | None) -> str:
+    return "_".join(Path(path or "waveform").stem.split()) or "_"
+
+
 #: the writer that fills the `.partial` file for each output format
-JOURNALS: dict[str, type[RowWriter]] = {"csv": CsvWriter, "jsonl": JsonLinesWriter, "parquet": JsonLinesWriter}
+JOURNALS: dict[str, type[RowWriter]] = {
+    "csv": CsvWriter,
+    "jsonl": JsonLinesWriter,
+    "parquet": JsonLinesWriter,
+    "rttm": RttmWriter,
+}
 FORMATS = tuple(JOURNALS)
-_SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+#: the formats that can hold any rows; RTTM holds only segments
+TABLE_FORMATS = ("csv", "jsonl", "parquet")
+_SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".rttm": "rttm",
+}
 
 
 def resolve_format(target: str | None, fmt: str | None) -> str:
@@ -117,7 +150,9 @@ def resolve_format(target: str | None, fmt: str | None) -> str:
     if target in (None, STDOUT):
         return "csv"
     if suffix not in _SUFFIX_FORMATS:
-        raise UsageError(f"cannot tell the format of {target!r} from its extension; use --format {{csv,jsonl,parquet}}")
+        raise UsageError(
+            f"cannot tell the format of {target!r} from its extension; use --format {{{','.join(FORMATS)}}}"
+        )
     return _SUFFIX_FORMATS[suffix]
 
 
@@ -133,6 +168,10 @@ class OutputTarget:
         self, target: str | None, fmt: str | None, schema: pa.Schema, overwrite: bool = False, resume: bool = False
     ):
         self.format = resolve_format(target, fmt)
+        if self.format == "rttm" and "segment" not in schema.names:
+            raise UsageError("RTTM holds who speaks when: it needs --per segment")
+        if self.format == "rttm" and resume:
+            raise UsageError("--resume needs a CSV, JSONL or Parquet output; RTTM keeps no record of failed files")
         self.schema = schema
         self.path = None if target in (None, STDOUT) else Path(target)
         self.resume = resume
@@ -192,6 +231,10 @@ class OutputTarget:
         raise UsageError(f"cannot resume {self.path}: {why}")
 
     def _kind(self) -> str:
+        if "segment" in self.schema.names:
+            return "segment"
+        if "speech_s" in self.schema.names:
+            return "speaker"
         return "prediction" if "model" in self.schema.names else "embedding"
 
     def check_resume(self, paths: Iterable[str], made_by: Mapping[str, str]) -> None:

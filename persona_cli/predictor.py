@@ -24,6 +24,7 @@ import numpy as np
 
 from persona_cli import runtime
 from persona_cli.audio import display_path
+from persona_cli.conversation import ConversationPredictor
 from persona_cli.embedding import EmbeddingResult, Progress, Waveform, batched, embed_files
 from persona_cli.encoders import CHOICES, DEFAULT_ENCODER, Encoder, check_installed, is_encoder_name, load_encoder
 from persona_cli.errors import ModelLoadingError, UsageError
@@ -31,8 +32,8 @@ from persona_cli.labels import EMOTIONS
 from persona_cli.model import PersonaModel, bundled_model_path, load_model
 from persona_cli.models_info import resolve_model_path
 from persona_cli.normalization import MIN_GROUP_FILES, check_prediction_groups, network_inputs, prediction_groups
-from persona_cli.options import PredictOptions
-from persona_cli.results import Embedding, Prediction
+from persona_cli.options import PredictOptions, SpeakerCount
+from persona_cli.results import Embedding, Prediction, Segment, SpeakerSummary
 
 log = logging.getLogger("persona")
 
@@ -191,6 +192,8 @@ class Predictor(Embedder):
         )
         self._start(options)
 
+    _conversation_predictor: ConversationPredictor | None = None  # made on the first --per segment|speaker call
+
     def _load(self, options: PredictOptions) -> Encoder:
         self.model, model_file = _load_model(options)
         encoder_name = options.encoder or self.model.metadata.encoder
@@ -250,6 +253,41 @@ class Predictor(Embedder):
             return
         for results in batched(self._embed(files, progress=progress), self.options.batch_size):
             yield from self._predictions(results)
+
+    def predict_segments(
+        self,
+        paths: Iterable[str | PathLike],
+        *,
+        num_speakers: int | None = None,
+        min_speakers: int = 1,
+        max_speakers: int | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[Segment]:
+        """Who speaks when in each recording, one Segment per stretch of one speaker's speech (at most
+        a few seconds), with its emotion and the speaker's gender and age, lazily and in input order.
+        `num_speakers` fixes the number of speakers in each recording; otherwise it is estimated,
+        between `min_speakers` and `max_speakers`. A recording that fails gets one row with an `error`."""
+        count = SpeakerCount(num_speakers, min_speakers, max_speakers)
+        return self._conversations().segments(paths, count, progress)
+
+    def predict_speakers(
+        self,
+        paths: Iterable[str | PathLike],
+        *,
+        num_speakers: int | None = None,
+        min_speakers: int = 1,
+        max_speakers: int | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[SpeakerSummary]:
+        """One SpeakerSummary per speaker of each recording: how long and when they speak, their gender
+        and age from all of their speech, and their emotions' shares. Arguments as predict_segments."""
+        count = SpeakerCount(num_speakers, min_speakers, max_speakers)
+        return self._conversations().speakers(paths, count, progress)
+
+    def _conversations(self) -> ConversationPredictor:
+        if self._conversation_predictor is None:
+            self._conversation_predictor = ConversationPredictor(self)
+        return self._conversation_predictor
 
     def predict_waveform(self, wave: np.ndarray, sample_rate: int) -> Prediction:
         """The Prediction for audio in memory: 1-D (mono) or (frames, channels) samples at `sample_rate` Hz."""

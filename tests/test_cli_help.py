@@ -64,7 +64,7 @@ def test_flags_are_bare_and_values_have_metavars_choices_and_defaults(capsys):
     assert _option_help(text, "--shard").startswith("--shard K/N ")
     assert _option_help(text, "--batch-size").startswith("--batch-size N ")
     assert "[default: 32; x>=1]" in _option_help(text, "--batch-size")
-    assert _option_help(text, "--format").startswith("--format [csv|jsonl|parquet] ")
+    assert _option_help(text, "--format").startswith("--format [csv|jsonl|parquet|rttm] ")
     assert _option_help(text, "--normalize").startswith("--normalize [none|corpus|speaker] ")
     assert _option_help(text, "--engine").startswith("--engine [local|ray] ")
     assert "[default: local]" in _option_help(text, "--engine")

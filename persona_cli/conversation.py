@@ -1,0 +1,218 @@
+"""Predictions per speaker and per stretch of speech in a recording: `persona predict --per segment`
+and `--per speaker`, and `Predictor.predict_segments` / `predict_speakers`.
+
+Each recording is read twice, so that memory does not grow with its length:
+
+1. `diarization.listen` streams it once for voice flags and speaker vectors, and `diarize` says who
+   speaks when (`Turn`s);
+2. it is streamed again, each turn's audio cut out as it passes and embedded by the predictor's
+   encoder, on all its workers: the emotion of each segment is read from its own audio, and each
+   speaker's gender and age from all of their segments pooled as one long file would be
+   (Encoder.pool), since a few seconds say less about a voice than minutes do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from persona_cli import diarization
+from persona_cli.audio import SAMPLE_RATE, SignalStats, display_path, iter_chunks
+from persona_cli.diarization import Turn
+from persona_cli.embedding import EmbeddingResult, Waveform
+from persona_cli.encoders.ge2e import GE2EEncoder
+from persona_cli.errors import AudioLoadError, UsageError
+from persona_cli.labels import EMOTIONS
+from persona_cli.options import SpeakerCount
+from persona_cli.results import Prediction, Segment, SpeakerSummary
+
+if TYPE_CHECKING:
+    from persona_cli.predictor import Predictor
+
+#: chunks of this length: a whole number of voice flags (diarization.listen's alignment)
+CHUNK_SECONDS = 30.0
+Progress = Callable[[float], None]
+#: no bounds on the number of speakers: estimated for each recording
+ANY_NUMBER = SpeakerCount()
+
+
+@dataclasses.dataclass
+class _Recording:
+    """One recording's turns, what was predicted for each, and its speakers'."""
+
+    path: Path
+    turns: list[Turn]
+    segments: list[Prediction]  # one per turn
+    speakers: dict[int, Prediction]  # by Turn.speaker: the pooled prediction
+    warning: str | None
+
+
+class ConversationPredictor:
+    """Diarizes recordings and predicts per segment and per speaker, with a Predictor's model."""
+
+    def __init__(self, predictor: Predictor):
+        if predictor.normalization != "none":
+            raise UsageError(
+                f"--per segment|speaker needs a model without normalisation; {predictor.model.name} "
+                f"normalises over groups of files ({predictor.normalization})"
+            )
+        self.predictor = predictor
+        # the speaker vectors come from GE2E whatever the model's encoder: they are what it was trained for
+        self.speaker_encoder = GE2EEncoder(device=predictor.options.device)
+
+    def segments(
+        self, paths: Iterable[str | PathLike], count: SpeakerCount = ANY_NUMBER, progress: Progress | None = None
+    ) -> Iterator[Segment]:
+        """One Segment per turn of each recording, in time order; one row with an `error` for a
+        recording that fails or holds no speech."""
+        for path in paths:
+            recording = self._recording(Path(path), count, progress)
+            if isinstance(recording, str):
+                yield _failed(Segment, Path(path), recording, self.predictor)
+                continue
+            for number, (turn, prediction) in enumerate(zip(recording.turns, recording.segments), start=1):
+                voice = recording.speakers[turn.speaker]
+                values: dict[str, Any] = {f"prob_{e}": getattr(prediction, f"prob_{e}") for e in EMOTIONS}
+                values.update(self.predictor.made_by)
+                yield Segment(
+                    path=display_path(path),
+                    segment=number,
+                    start_s=round(turn.start_s, 2),
+                    end_s=round(turn.end_s, 2),
+                    speaker=_speaker_name(turn.speaker),
+                    emotion=prediction.emotion,
+                    emotion_confidence=prediction.emotion_confidence,
+                    gender=voice.gender,
+                    gender_confidence=voice.gender_confidence,
+                    age=voice.age,
+                    warning=_joined(recording.warning, prediction.error or prediction.warning),
+                    **values,
+                )
+
+    def speakers(
+        self, paths: Iterable[str | PathLike], count: SpeakerCount = ANY_NUMBER, progress: Progress | None = None
+    ) -> Iterator[SpeakerSummary]:
+        """One SpeakerSummary per speaker of each recording, in order of first speech."""
+        for path in paths:
+            recording = self._recording(Path(path), count, progress)
+            if isinstance(recording, str):
+                yield _failed(SpeakerSummary, Path(path), recording, self.predictor)
+                continue
+            turns_of: dict[int, list[tuple[Turn, Prediction]]] = defaultdict(list)
+            for turn, prediction in zip(recording.turns, recording.segments):
+                turns_of[turn.speaker].append((turn, prediction))
+            for speaker, voice in sorted(recording.speakers.items()):
+                own = turns_of[speaker]
+                shares = _emotion_shares(own)
+                values: dict[str, Any] = {f"share_{e}": shares[e] for e in EMOTIONS}
+                values.update(self.predictor.made_by)
+                yield SpeakerSummary(
+                    path=display_path(path),
+                    speaker=_speaker_name(speaker),
+                    speech_s=round(sum(turn.duration_s for turn, _ in own), 2),
+                    n_segments=len(own),
+                    first_s=round(own[0][0].start_s, 2),
+                    last_s=round(own[-1][0].end_s, 2),
+                    gender=voice.gender,
+                    gender_confidence=voice.gender_confidence,
+                    age=voice.age,
+                    emotion=max(shares, key=lambda e: shares[e] or 0.0) if any(shares.values()) else None,
+                    warning=_joined(recording.warning, voice.warning),
+                    **values,
+                )
+
+    def _recording(self, path: Path, count: SpeakerCount, progress: Progress | None) -> _Recording | str:
+        """The recording diarized and predicted, or why it could not be."""
+        stats = SignalStats()
+        options = self.predictor.options
+        half_of = None if progress is None else (lambda seconds: progress(seconds / 2))
+        try:
+            listening = diarization.listen(
+                iter_chunks(path, CHUNK_SECONDS, stats), self.speaker_encoder, options.workers or 0, half_of
+            )
+        except AudioLoadError as error:
+            return str(error)
+        seconds = stats.frames / stats.sample_rate if stats.sample_rate else 0.0
+        if seconds < options.min_seconds:
+            return f"too short: {seconds:.2f} s < {options.min_seconds:g} s"
+        turns = diarization.diarize(listening, count.exactly, count.at_least, count.at_most)
+        if not turns:
+            return "no speech detected"
+        try:
+            results = list(self.predictor._embed(_turn_audio(path, turns)))
+        except AudioLoadError as error:  # it decoded once; a file changed under us
+            return str(error)
+        finally:
+            if half_of is not None:
+                half_of(seconds)
+        segments = self.predictor._predictions(results)
+        speakers = self._pooled(turns, results)
+        return _Recording(path, turns, segments, speakers, "; ".join(stats.warnings()) or None)
+
+    def _pooled(self, turns: Sequence[Turn], results: Sequence[EmbeddingResult]) -> dict[int, Prediction]:
+        """Each speaker's prediction from all of their segments' vectors, pooled by duration."""
+        vectors: dict[int, list[np.ndarray]] = defaultdict(list)
+        seconds: dict[int, list[float]] = defaultdict(list)
+        for turn, result in zip(turns, results):
+            if result.vector is not None:
+                vectors[turn.speaker].append(result.vector)
+                seconds[turn.speaker].append(turn.duration_s)
+        speakers = sorted({turn.speaker for turn in turns})
+        pooled = []
+        for speaker in speakers:
+            if vectors[speaker]:
+                vector = self.predictor.encoder.pool(np.stack(vectors[speaker]), np.array(seconds[speaker]))
+                pooled.append(EmbeddingResult(None, vector=vector))
+            else:
+                pooled.append(EmbeddingResult(None, error="too little speech to read this voice"))
+        return dict(zip(speakers, self.predictor._predictions(pooled)))
+
+
+def _turn_audio(path: Path, turns: Sequence[Turn]) -> Iterator[Waveform]:
+    """Each turn's samples, in order, cut from the recording as it streams past (the turns are in
+    time order and do not overlap): at most one chunk and one turn are held at a time."""
+    held = np.zeros(0, np.float32)
+    held_from = 0  # the recording's sample at held[0]
+    chunks = iter_chunks(path, CHUNK_SECONDS)
+    for turn in turns:
+        first, last = round(turn.start_s * SAMPLE_RATE), round(turn.end_s * SAMPLE_RATE)
+        while held_from + len(held) < last:
+            chunk = next(chunks, None)
+            if chunk is None:
+                break
+            held = np.concatenate([held, chunk])
+        yield Waveform(held[first - held_from : last - held_from].copy(), SAMPLE_RATE)
+        held, held_from = held[last - held_from :], last
+
+
+def _emotion_shares(turns: Sequence[tuple[Turn, Prediction]]) -> dict[str, float | None]:
+    """The share of a speaker's speech time in each emotion, over the segments that have one."""
+    time_in: dict[str, float] = dict.fromkeys(EMOTIONS, 0.0)
+    for turn, prediction in turns:
+        if prediction.emotion is not None:
+            time_in[prediction.emotion] += turn.duration_s
+    total = sum(time_in.values())
+    return {e: round(time_in[e] / total, 4) if total else None for e in EMOTIONS}
+
+
+def _speaker_name(index: int) -> str:
+    return f"S{index + 1}"
+
+
+def _joined(*warnings: str | None) -> str | None:
+    return "; ".join(w for w in warnings if w) or None
+
+
+def _failed(row_type: type, path: Path, error: str, predictor: Predictor):
+    """The one row of a recording that could not be diarized."""
+    empty = {f.name: None for f in dataclasses.fields(row_type)}
+    return row_type(**{**empty, **predictor.made_by, "path": display_path(path), "error": error})
+
+
+__all__ = ["ConversationPredictor"]

@@ -1,0 +1,399 @@
+"""Who speaks when in one recording: the voice detector's speech, GE2E speaker embeddings of 1.6 s
+windows along it, clustered into speakers, and cut into segments of one speaker each.
+
+`listen` streams a recording's 16 kHz chunks once and keeps only what diarization needs: one voice
+flag per 30 ms and one 256-d speaker vector per 0.8 s of speech (about 5 MB for an hour), never the
+audio itself, so memory does not grow with the recording. Chunks are independent jobs (each carries
+the 0.8 s of audio that its first window shares with the previous chunk), so a pool of workers
+embeds one long recording on every core. `diarize` turns that into `Turn`s:
+
+1. speech regions: runs of voiced windows, bridged over pauses shorter than MIN_PAUSE_SECONDS;
+2. the regions cut into pieces of at most PIECE_SECONDS, each the mean of the windows centred in it,
+   clustered by average-linkage agglomeration on cosine distance. Pieces, not windows, are clustered:
+   an hour holds ~1,500 pieces (a 9 MB distance matrix) against ~4,500 windows (80 MB);
+3. every window assigned to the nearest speaker centroid, every 30 ms of speech to its nearest
+   window, so a change of speaker is placed to within a window step even without a pause;
+4. runs shorter than MIN_SEGMENT_SECONDS merged into a neighbour, and runs longer than
+   MAX_SEGMENT_SECONDS cut into equal segments: long enough to read an emotion from, short enough
+   to follow it changing.
+
+The thresholds were chosen on synthetic conversations of RAVDESS actors, whose voices the diarization
+benchmark (benchmarks/diarization.py) does not use; docs/long-recordings.md has the figures.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from persona_cli.audio import SAMPLE_RATE
+from persona_cli.encoders.ge2e import HOP, MAX_PARTIALS_PER_FORWARD, PARTIAL_FRAMES, GE2EEncoder
+from persona_cli.encoders.mel import power_mel
+from persona_cli.runtime import compute_threads
+from persona_cli.speech import VAD_WINDOW, normalize_volume, speech_seconds, voiced_windows
+
+WINDOW_SAMPLES = PARTIAL_FRAMES * HOP  # 1.6 s: one GE2E partial, what its weights were trained on
+WINDOW_STEP_SAMPLES = WINDOW_SAMPLES // 2  # 0.8 s
+MIN_VOICED_SHARE = 0.5  # a window with less speech than this says little about who speaks
+FLAG_SECONDS = VAD_WINDOW / SAMPLE_RATE  # 30 ms per voice flag
+
+MIN_PAUSE_SECONDS = 0.3  # shorter pauses do not end a speech region
+MIN_SEGMENT_SECONDS = 0.5  # what the emotion model needs (PredictOptions.min_seconds); shorter speech alone is dropped
+MAX_SEGMENT_SECONDS = 4.0  # the length of an acted emotion corpus's clip, roughly
+PIECE_SECONDS = 2.4  # the clustering's unit: three windows
+# Cosine distance between two clusters' pieces (after centring, see diarize), on average, above which
+# they are different speakers.
+SPEAKER_DISTANCE = 1.0
+# A cluster holding less speech than this is folded into its nearest neighbour: a cough, a laugh or a
+# burst of noise otherwise becomes a speaker of its own.
+MIN_SPEAKER_SECONDS = 6.0
+# Cosine similarity of two clusters' mean embeddings, before centring, above which they are one voice.
+SAME_SPEAKER_SIMILARITY = 0.9
+REFINEMENT_ROUNDS = 5  # moves of every piece to its nearest cluster centre
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One stretch of one speaker's speech."""
+
+    start_s: float
+    end_s: float
+    speaker: int  # 0, 1, ... in order of first speech
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass
+class Listening:
+    """What `listen` keeps of a recording: enough to diarize it, not the audio."""
+
+    voiced: np.ndarray  # one bool per 30 ms
+    window_centres_s: np.ndarray  # (n,) the centre of each embedded window
+    window_vectors: np.ndarray  # (n, 256) L2-normalised GE2E embeddings
+
+    @property
+    def speech_s(self) -> float:
+        return float(np.count_nonzero(self.voiced)) * FLAG_SECONDS
+
+
+@dataclass
+class _ChunkResult:
+    voiced: np.ndarray
+    centres_s: np.ndarray
+    vectors: np.ndarray
+
+
+def listen(
+    chunks: Iterable[np.ndarray],
+    encoder: GE2EEncoder,
+    workers: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> Listening:
+    """The voice flags and window embeddings of a recording given as consecutive 16 kHz mono chunks
+    (audio.iter_chunks). With `workers`, chunks are embedded in parallel, at most 2 x workers at once."""
+    jobs = _chunk_jobs(chunks)
+    if workers <= 0:
+        results = [_listen_to_chunk(*job, encoder, progress) for job in jobs]
+    else:
+        results = list(_in_parallel(jobs, encoder, workers, progress))
+    if not results:
+        return Listening(np.zeros(0, bool), np.zeros(0), np.zeros((0, encoder.dim), np.float32))
+    return Listening(
+        np.concatenate([r.voiced for r in results]),
+        np.concatenate([r.centres_s for r in results]),
+        np.concatenate([r.vectors for r in results]).astype(np.float32),
+    )
+
+
+def _chunk_jobs(chunks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int, int]]:
+    """(samples, first sample's position in the recording, where the new chunk starts in samples):
+    each chunk behind the part of the previous one that its first window still needs."""
+    tail = np.zeros(0, np.float32)
+    position = 0  # of the chunk's first sample in the recording
+    for chunk in chunks:
+        buffer = np.concatenate([tail, chunk]) if len(tail) else chunk
+        start = position - len(tail)
+        yield buffer, start, len(tail)
+        # the next window not wholly inside this buffer starts on a step boundary at or before its end
+        end = start + len(buffer)
+        next_window = max(
+            start, (end - WINDOW_SAMPLES) // WINDOW_STEP_SAMPLES * WINDOW_STEP_SAMPLES + WINDOW_STEP_SAMPLES
+        )
+        # carried from a voice-flag boundary, so that every buffer's flags fall on the recording's 30 ms grid
+        carried_from = max(start, next_window // VAD_WINDOW * VAD_WINDOW)
+        tail = buffer[carried_from - start :] if next_window < end else np.zeros(0, np.float32)
+        position += len(chunk)
+
+
+def _in_parallel(
+    jobs: Iterator[tuple[np.ndarray, int, int]], encoder: GE2EEncoder, workers: int, progress
+) -> Iterator[_ChunkResult]:
+    threads = compute_threads(workers)
+
+    def job(buffer: np.ndarray, start: int, new_from: int) -> _ChunkResult:
+        torch.set_num_threads(threads)
+        return _listen_to_chunk(buffer, start, new_from, encoder, progress)
+
+    in_flight: deque[Future[_ChunkResult]] = deque()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="persona-listen")
+    try:
+        for buffer, start, new_from in jobs:
+            in_flight.append(pool.submit(job, buffer, start, new_from))
+            if len(in_flight) > 2 * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+@torch.inference_mode()
+def _listen_to_chunk(
+    buffer: np.ndarray, start: int, new_from: int, encoder: GE2EEncoder, progress: Callable[[float], None] | None
+) -> _ChunkResult:
+    """The new part's voice flags, and the embeddings of the speech windows wholly inside the buffer."""
+    wave = normalize_volume(buffer)
+    voiced = voiced_windows(wave)
+    if speech_seconds(wave, voiced) == 0:  # noise or a steady tone that the detector took for speech
+        voiced = np.zeros_like(voiced)
+    # the flags of the new part: the carried-over part was flagged with the previous chunk
+    new_voiced = voiced[new_from // VAD_WINDOW :]
+    first = -(-start // WINDOW_STEP_SAMPLES) * WINDOW_STEP_SAMPLES
+    starts = np.arange(first, start + len(buffer) - WINDOW_SAMPLES + 1, WINDOW_STEP_SAMPLES) - start
+    flags_per_window = WINDOW_SAMPLES // VAD_WINDOW
+    shares = np.array([voiced[s // VAD_WINDOW : s // VAD_WINDOW + flags_per_window].mean() for s in starts])
+    starts = starts[shares >= MIN_VOICED_SHARE] if len(starts) else starts
+    vectors = np.zeros((0, encoder.dim), np.float32)
+    if len(starts):
+        mel = power_mel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), encoder.mel_filters, HOP)
+        partials = torch.stack([mel[s // HOP : s // HOP + PARTIAL_FRAMES] for s in starts])
+        embeds = [
+            encoder.network(partials[i : i + MAX_PARTIALS_PER_FORWARD].to(encoder.device, encoder.dtype))[0]
+            for i in range(0, len(partials), MAX_PARTIALS_PER_FORWARD)
+        ]
+        vectors = torch.cat(embeds).float().cpu().numpy()
+    if progress is not None:
+        progress((len(buffer) - new_from) / SAMPLE_RATE)
+    centres = (start + starts + WINDOW_SAMPLES / 2) / SAMPLE_RATE
+    return _ChunkResult(new_voiced, centres, vectors)
+
+
+def diarize(
+    listening: Listening, speakers: int | None = None, min_speakers: int = 1, max_speakers: int | None = None
+) -> list[Turn]:
+    """The recording's turns, in time order: who speaks when. `speakers` fixes the number of speakers;
+    otherwise it is estimated, within [min_speakers, max_speakers]."""
+    regions = _speech_regions(listening.voiced)
+    if not regions:
+        return []
+    pieces = [piece for region in regions for piece in _cut(region, PIECE_SECONDS)]
+    raw_vectors, kept = _piece_vectors(pieces, listening.window_vectors, listening.window_centres_s)
+    if len(kept) == 0:  # speech, but no window of it long enough to embed: one speaker
+        labels_of_windows = np.zeros(len(listening.window_centres_s), int)
+    else:
+        # What every window shares (the ReLU'd embedding's common direction, the room, the channel)
+        # says nothing about who speaks; without it the speakers' differences stand out.
+        centred = _normalised(listening.window_vectors - listening.window_vectors.mean(axis=0))
+        piece_vectors, _ = _piece_vectors(pieces, centred, listening.window_centres_s)
+        durations = np.array([pieces[i][1] - pieces[i][0] for i in kept])
+        piece_labels = cluster(piece_vectors, durations, speakers, min_speakers, max_speakers, raw=raw_vectors)
+        labels_of_windows = (centred @ _centres(piece_vectors, durations, piece_labels).T).argmax(axis=1)
+    turns: list[Turn] = []
+    for region in regions:
+        turns.extend(_turns_in(region, listening.window_centres_s, labels_of_windows))
+    return _in_order_of_first_speech(turns)
+
+
+def cluster(
+    vectors: np.ndarray,
+    durations: np.ndarray,
+    speakers: int | None = None,
+    min_speakers: int = 1,
+    max_speakers: int | None = None,
+    raw: np.ndarray | None = None,
+) -> np.ndarray:
+    """A speaker label (0..k-1) for each L2-normalised vector, whose speech lasts `durations` seconds.
+
+    Average-linkage clusters on cosine distance, cut at SPEAKER_DISTANCE; clusters with less than
+    MIN_SPEAKER_SECONDS of speech folded into their nearest neighbour; clusters whose `raw` vectors
+    (the embeddings before centring) point the same way, above SAME_SPEAKER_SIMILARITY, joined; then the closest clusters
+    merged while there are more than `max_speakers` (or `speakers`), or the tree cut into
+    `min_speakers` (or `speakers`) when there are fewer; last, every vector moved to its nearest
+    cluster centre. Folding before counting keeps a cough or a burst of noise from taking the place
+    of a speaker when the number is given."""
+    from scipy.cluster.hierarchy import fcluster, linkage  # scipy's import is slow: only when diarizing
+
+    n = len(vectors)
+    low, high = (speakers, speakers) if speakers is not None else (min_speakers, max_speakers or n)
+    low, high = max(1, min(low, n)), max(1, min(high, n))
+    if n == 1:
+        return np.zeros(1, int)
+    tree = linkage(vectors.astype(np.float64), method="average", metric="cosine")
+    labels = fcluster(tree, t=SPEAKER_DISTANCE, criterion="distance") - 1
+    labels = _fold_small_clusters(vectors, durations, labels, keep=low)
+    while raw is not None and speakers is None and labels.max() + 1 > low:
+        # Centring makes one voice's variation look like several voices; uncentred, a
+        # recording's different speakers stay below this similarity and one speaker's parts above it.
+        centres = _centres(raw, durations, labels)
+        similarity = centres @ centres.T
+        np.fill_diagonal(similarity, -np.inf)
+        a, b = np.unravel_index(int(similarity.argmax()), similarity.shape)
+        if similarity[a, b] < SAME_SPEAKER_SIMILARITY:
+            break
+        labels = np.unique(np.where(labels == max(a, b), min(a, b), labels), return_inverse=True)[1]
+    while labels.max() + 1 > high:
+        centres = _centres(vectors, durations, labels)
+        similarity = centres @ centres.T
+        np.fill_diagonal(similarity, -np.inf)
+        a, b = np.unravel_index(int(similarity.argmax()), similarity.shape)
+        labels = np.unique(np.where(labels == max(a, b), min(a, b), labels), return_inverse=True)[1]
+    if labels.max() + 1 < low:
+        labels = fcluster(tree, t=low, criterion="maxclust") - 1
+    for _ in range(REFINEMENT_ROUNDS):
+        moved = (vectors @ _centres(vectors, durations, labels).T).argmax(axis=1)
+        if np.array_equal(moved, labels) or len(np.unique(moved)) < labels.max() + 1:
+            break
+        labels = moved
+    return labels
+
+
+def _centres(vectors: np.ndarray, durations: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each cluster's duration-weighted mean direction, (k, dim)."""
+    weighted = vectors * durations[:, None]
+    return _normalised(np.stack([weighted[labels == k].sum(0) for k in range(labels.max() + 1)]))
+
+
+def _fold_small_clusters(vectors: np.ndarray, durations: np.ndarray, labels: np.ndarray, keep: int) -> np.ndarray:
+    """Clusters with less than MIN_SPEAKER_SECONDS of speech joined to their nearest, smallest first,
+    while more than `keep` remain; labels renumbered 0..k-1."""
+    labels = np.unique(labels, return_inverse=True)[1]
+    while labels.max() + 1 > keep:
+        seconds = np.bincount(labels, weights=durations)
+        smallest = int(seconds.argmin())
+        if seconds[smallest] >= MIN_SPEAKER_SECONDS:
+            break
+        centres = _centres(vectors, durations, labels)
+        similarity = centres @ centres[smallest]
+        similarity[smallest] = -np.inf
+        labels = np.unique(np.where(labels == smallest, int(similarity.argmax()), labels), return_inverse=True)[1]
+    return labels
+
+
+def _speech_regions(voiced: np.ndarray) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each run of speech, runs closer than MIN_PAUSE_SECONDS joined, those
+    shorter than MIN_SEGMENT_SECONDS left out."""
+    flags = np.concatenate([[False], voiced, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(flags))
+    runs = [[a * FLAG_SECONDS, b * FLAG_SECONDS] for a, b in zip(edges[::2], edges[1::2])]
+    joined: list[list[float]] = []
+    for run in runs:
+        if joined and run[0] - joined[-1][1] < MIN_PAUSE_SECONDS:
+            joined[-1][1] = run[1]
+        else:
+            joined.append(run)
+    return [(round(a, 3), round(b, 3)) for a, b in joined if b - a >= MIN_SEGMENT_SECONDS]
+
+
+def _cut(span: tuple[float, float], longest: float) -> list[tuple[float, float]]:
+    """`span` in equal parts no longer than `longest`."""
+    start, end = span
+    parts = max(1, int(np.ceil((end - start) / longest - 1e-9)))
+    bounds = np.linspace(start, end, parts + 1)
+    return [(round(float(a), 3), round(float(b), 3)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _piece_vectors(
+    pieces: list[tuple[float, float]], window_vectors: np.ndarray, centres: np.ndarray
+) -> tuple[np.ndarray, list[int]]:
+    """The normalised mean of the windows centred in each piece (its nearest window when none is),
+    and which pieces had a window within a window's length."""
+    if len(centres) == 0:
+        return np.zeros((0, window_vectors.shape[1])), []
+    vectors, kept = [], []
+    for i, (start, end) in enumerate(pieces):
+        inside = np.flatnonzero((centres >= start) & (centres < end))
+        if len(inside) == 0:
+            nearest = int(np.abs(centres - (start + end) / 2).argmin())
+            if abs(centres[nearest] - (start + end) / 2) > WINDOW_SAMPLES / SAMPLE_RATE:
+                continue
+            inside = np.array([nearest])
+        vectors.append(window_vectors[inside].mean(0))
+        kept.append(i)
+    return _normalised(np.stack(vectors)) if vectors else np.zeros((0, window_vectors.shape[1])), kept
+
+
+def _turns_in(region: tuple[float, float], centres: np.ndarray, window_labels: np.ndarray) -> list[Turn]:
+    """A region's turns: each 30 ms labelled as its nearest window, short runs merged, long ones cut."""
+    start, end = region
+    times = np.arange(start, end, FLAG_SECONDS) + FLAG_SECONDS / 2
+    if len(centres):
+        after = np.clip(np.searchsorted(centres, times), 1, max(len(centres) - 1, 1))
+        before = after - 1
+        nearest = np.where(
+            np.abs(centres[before] - times) <= np.abs(centres[np.minimum(after, len(centres) - 1)] - times),
+            before,
+            np.minimum(after, len(centres) - 1),
+        )
+        labels = window_labels[nearest]
+    else:
+        labels = np.zeros(len(times), int)
+    runs = _runs(labels)
+    runs = _merge_short_runs(runs, round(MIN_SEGMENT_SECONDS / FLAG_SECONDS))
+    turns: list[Turn] = []
+    for first, last, speaker in runs:
+        run_start = start + first * FLAG_SECONDS
+        run_end = min(end, start + last * FLAG_SECONDS)
+        turns.extend(Turn(a, b, speaker) for a, b in _cut((run_start, run_end), MAX_SEGMENT_SECONDS))
+    return turns
+
+
+def _runs(labels: np.ndarray) -> list[list[int]]:
+    """[first, end, label] of each run of equal labels (end exclusive)."""
+    change = np.flatnonzero(np.diff(labels)) + 1
+    bounds = np.concatenate([[0], change, [len(labels)]])
+    return [[int(a), int(b), int(labels[a])] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _merge_short_runs(runs: list[list[int]], shortest: int) -> list[list[int]]:
+    """Give each run shorter than `shortest` flags to its longer neighbour, shortest runs first."""
+    runs = [run[:] for run in runs]
+    while len(runs) > 1:
+        lengths = [end - first for first, end, _ in runs]
+        i = int(np.argmin(lengths))
+        if lengths[i] >= shortest:
+            break
+        left = lengths[i - 1] if i > 0 else -1
+        right = lengths[i + 1] if i + 1 < len(runs) else -1
+        j = i - 1 if left >= right else i + 1
+        runs[j] = [min(runs[i][0], runs[j][0]), max(runs[i][1], runs[j][1]), runs[j][2]]
+        del runs[i]
+        # neighbours that now share a speaker become one run
+        merged: list[list[int]] = []
+        for run in runs:
+            if merged and merged[-1][2] == run[2]:
+                merged[-1][1] = run[1]
+            else:
+                merged.append(run)
+        runs = merged
+    return runs
+
+
+def _in_order_of_first_speech(turns: list[Turn]) -> list[Turn]:
+    order: dict[int, int] = {}
+    for turn in turns:
+        order.setdefault(turn.speaker, len(order))
+    return [Turn(t.start_s, t.end_s, order[t.speaker]) for t in turns]
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
+__all__ = ["Listening", "Turn", "cluster", "diarize", "listen"]
