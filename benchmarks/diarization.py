@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             "conversations_per_variant": count,
             "minutes": minutes,
             "seed": args.seed,
-            "model": args.model or "bundled",
+            "model": "whichever made WORK/hyp (--no-run)" if args.no_run else args.model or "bundled",
             "work": str(work),
         }
     print(markdown(result))
@@ -617,6 +617,9 @@ def summarise(results: list[dict]) -> dict:
     summary["gender accuracy"] = sum(s["gender"] == s["sex"] for s in gendered) / len(gendered) if gendered else None
     summary["age MAE"] = sum(abs(s["age"] - s["age_true"]) for s in aged) / len(aged) if aged else None
     summary["speakers aged"] = len(aged)
+    # what always guessing these speakers' own mean age would score: EmoDB's ages span only 21-35
+    mean_age = sum(s["age_true"] for s in aged) / len(aged) if aged else 0.0
+    summary["age MAE of the mean"] = sum(abs(s["age_true"] - mean_age) for s in aged) / len(aged) if aged else None
     return summary
 
 
@@ -630,13 +633,17 @@ def markdown(result: dict) -> str:
         f"model {result['settings']['model']}",
         "",
         "| variant / speakers | conv. | DER ±0.25 s | DER, no collar | miss / FA / conf. (no collar) "
-        "| count right | count MAE | gender acc. (n) | age MAE (n) |"
+        "| count right | count MAE | gender acc. (n) | age MAE [guessing the mean] (n) |"
         + (" DER ±0.25 s / none, count given |" if given else ""),
         "|---|---|---|---|---|---|---|---|---|" + ("---|" if given else ""),
     ]
     for name, g in result["groups"].items():
         parts = " / ".join(pct(g[f"no collar {p}"]) for p in ("missed detection", "false alarm", "confusion"))
-        age = "-" if g["age MAE"] is None else f"{g['age MAE']:.1f} y ({g['speakers aged']})"
+        age = (
+            "-"
+            if g["age MAE"] is None
+            else f"{g['age MAE']:.1f} y [{g['age MAE of the mean']:.1f}] ({g['speakers aged']})"
+        )
         lines.append(
             f"| {name} | {g['conversations']} | {pct(g['collar 0.25 DER'])} | {pct(g['no collar DER'])} | {parts} "
             f"| {pct(g['count right'])} | {g['count MAE']:.2f} | {pct(g['gender accuracy'])} "
