@@ -2,6 +2,12 @@
 
     python benchmarks/memory.py                       # 1,000 and 20,000 files, and a one-hour file
     python benchmarks/memory.py --sizes 1000 5000 --hours 0.5 --encoder ge2e
+    python benchmarks/memory.py --sizes --per segment --long-source ../shared/data/long/7367-86737.opus
+
+With `--per segment|speaker` the long recording is diarized too, and a one-minute file cut from
+the same audio is run beside it, so the two peaks compare directly (`long_vs_minute_rss`).
+`--long-source` builds the long recording from one file repeated (a single voice, as in a lecture)
+instead of the corpus's clips one after another (a new voice every few seconds).
 
 The corpora are symlink farms over the Common Voice MP3 clips in ../shared/data (cycled, so 20,000
 files cost no disk); the long recording is real clips concatenated into one FLAC file until it lasts
@@ -33,9 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=1.0, help="length of the long recording (0: skip)")
     parser.add_argument("--workers", type=int)
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="the bundled model's encoder (default: %(default)s)")
+    parser.add_argument(
+        "--per", default="file", choices=["file", "speaker", "segment"], help="rows per file, speaker or segment"
+    )
+    parser.add_argument("--long-source", type=Path, help="build the long recording from this file, repeated")
     args = parser.parse_args(argv)
     clips = sorted(find_audio_files([args.corpus]), key=str)
-    settings = argparse.Namespace(encoder=args.encoder, workers=args.workers)
+    settings = argparse.Namespace(encoder=args.encoder, workers=args.workers, per=args.per)
     result: dict = {"corpus": str(args.corpus), "encoder": args.encoder, "runs": []}
     with tempfile.TemporaryDirectory(prefix="persona-memory-") as tmp:
         tmp_dir = Path(tmp)
@@ -55,12 +65,24 @@ def main(argv: list[str] | None = None) -> int:
             small, large = result["runs"][0], result["runs"][-1]
             result["rss_growth"] = round(large["peak_rss_mb"] / small["peak_rss_mb"] - 1, 3)
         if args.hours > 0:
-            long_file = tmp_dir / "long.flac"
-            seconds = _concatenate(clips, long_file, args.hours * 3600)
-            listing = tmp_dir / "long.txt"
-            listing.write_text(f"{long_file}\n")
-            run = _run_persona(listing, tmp_dir / "long.parquet", settings, None, None)
-            result["long_file"] = {"seconds": round(seconds), "file_mb": round(long_file.stat().st_size / 2**20), **run}
+            sources = [args.long_source] if args.long_source else clips
+            lengths = (
+                {"minute_file": 60.0, "long_file": args.hours * 3600}
+                if args.per != "file"
+                else {"long_file": args.hours * 3600}
+            )
+            for name, wanted in lengths.items():
+                long_file = tmp_dir / f"{name}.flac"
+                seconds = _concatenate(sources, long_file, wanted)
+                listing = tmp_dir / f"{name}.txt"
+                listing.write_text(f"{long_file}\n")
+                run = _run_persona(listing, tmp_dir / f"{name}.parquet", settings, None, None)
+                result[name] = {"seconds": round(seconds), "file_mb": round(long_file.stat().st_size / 2**20), **run}
+                print(f"{name} ({seconds / 60:.0f} min): peak RSS {run['peak_rss_mb']} MB", file=sys.stderr)
+            if "minute_file" in result:
+                result["long_vs_minute_rss"] = round(
+                    result["long_file"]["peak_rss_mb"] / result["minute_file"]["peak_rss_mb"], 3
+                )
     print(json.dumps(result, indent=2))
     return 0
 
@@ -71,7 +93,7 @@ def _concatenate(clips: list[Path], out: Path, seconds: float) -> float:
     with sf.SoundFile(out, "w", samplerate=16_000, channels=1, format="FLAC", subtype="PCM_16") as sink:
         while written < seconds * 16_000:
             for clip in clips:
-                wave = np.concatenate(list(iter_chunks(clip)))
+                wave = np.concatenate(list(iter_chunks(clip)))[: round(seconds * 16_000) - written]
                 sink.write(wave)
                 written += len(wave)
                 if written >= seconds * 16_000:

@@ -135,9 +135,18 @@ def _run_persona(file_list: Path, out: Path, args, model: Path | None, source: s
         command += ["--encoder-source", source]
     if args.workers is not None:
         command += ["--workers", str(args.workers)]
+    per = getattr(args, "per", "file")
+    if per != "file":
+        command += ["--per", per]
     run = _run_child(command, parse_json=False)
-    table = pq.read_table(out, columns=["duration_s", "error"]).to_pydict()
-    audio_s = sum(d for d, e in zip(table["duration_s"], table["error"]) if e is None and d)
+    if per == "file":
+        table = pq.read_table(out, columns=["duration_s", "error"]).to_pydict()
+        audio_s = sum(d for d, e in zip(table["duration_s"], table["error"]) if e is None and d)
+    else:  # rows per speaker or segment carry no file duration: take it from the headers
+        from persona_cli.audio import audio_info
+
+        table = pq.read_table(out, columns=["path", "error"]).to_pydict()
+        audio_s = sum(audio_info(p).duration_s for p in set(file_list.read_text().split("\n")) - {""})
     return {
         "audio_s": round(audio_s, 1),
         "wall_s": run["wall_s"],

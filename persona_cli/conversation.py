@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 #: chunks of this length: a whole number of voice flags (diarization.listen's alignment)
 CHUNK_SECONDS = 30.0
+#: segments per group of the embedding engine: at most ~30 s of audio, like one chunk of a file
+SEGMENTS_PER_GROUP = 8
 Progress = Callable[[float], None]
 #: no bounds on the number of speakers: estimated for each recording
 ANY_NUMBER = SpeakerCount()
@@ -144,8 +146,11 @@ class ConversationPredictor:
         turns = diarization.diarize(listening, count.exactly, count.at_least, count.at_most)
         if not turns:
             return "no speech detected"
+        # Segments are cut before they are queued, so each group in flight holds its audio: small
+        # groups keep a long recording's peak memory near a short one's (docs/long-recordings.md).
+        in_small_groups = dataclasses.replace(options, batch_size=SEGMENTS_PER_GROUP)
         try:
-            results = list(self.predictor._embed(_turn_audio(path, turns)))
+            results = list(self.predictor._embed(_turn_audio(path, turns), in_small_groups))
         except AudioLoadError as error:  # it decoded once; a file changed under us
             return str(error)
         finally:

@@ -34,6 +34,7 @@ import torch
 from persona_cli.audio import SAMPLE_RATE
 from persona_cli.encoders.ge2e import HOP, MAX_PARTIALS_PER_FORWARD, PARTIAL_FRAMES, GE2EEncoder
 from persona_cli.encoders.mel import power_mel
+from persona_cli.memory import return_free_memory
 from persona_cli.runtime import compute_threads
 from persona_cli.speech import VAD_WINDOW, normalize_volume, speech_seconds, voiced_windows
 
@@ -139,7 +140,9 @@ def _in_parallel(
 
     def job(buffer: np.ndarray, start: int, new_from: int) -> _ChunkResult:
         torch.set_num_threads(threads)
-        return _listen_to_chunk(buffer, start, new_from, encoder, progress)
+        result = _listen_to_chunk(buffer, start, new_from, encoder, progress)
+        return_free_memory()  # the chunk's spectrogram and LSTM activations, freed in this thread's heap
+        return result
 
     in_flight: deque[Future[_ChunkResult]] = deque()
     pool = ThreadPoolExecutor(workers, thread_name_prefix="persona-listen")
@@ -208,6 +211,7 @@ def diarize(
     turns: list[Turn] = []
     for region in regions:
         turns.extend(_turns_in(region, listening.window_centres_s, labels_of_windows))
+    return_free_memory()  # the clustering's distance matrix and copies of the vectors
     return _in_order_of_first_speech(turns)
 
 
