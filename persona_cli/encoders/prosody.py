@@ -34,6 +34,7 @@ from persona_cli.encoders.base import Encoder
 FRAME = 640  # 40 ms: two periods of the lowest pitch searched
 HOP = 160  # 10 ms
 N_FFT = 1024
+FRAMES_PER_BLOCK = 500  # 5 s of frames analysed at once: bounds the memory a long chunk takes
 F0_MIN, F0_MAX = 60.0, 500.0
 VOICING_THRESHOLD = 0.45  # normalised autocorrelation peak that counts as periodic (Praat's default)
 # Praat's octave cost: each octave down the lag range costs this much autocorrelation, so a
@@ -81,13 +82,11 @@ class ProsodyEncoder(Encoder):
     def features(self, wave: torch.Tensor) -> np.ndarray:
         if wave.numel() < FRAME:
             wave = torch.nn.functional.pad(wave, (0, FRAME - wave.numel()))
-        frames = wave.unfold(0, FRAME, HOP)  # (n, FRAME)
-        loudness = 10 * torch.log10(frames.pow(2).mean(1) + EPS)
-        spectrum = torch.fft.rfft(frames * self.window, N_FFT)
-        power = spectrum.real.pow(2) + spectrum.imag.pow(2) + EPS
-        f0, periodicity = self._pitch(power)
+        frames = wave.unfold(0, FRAME, HOP)  # (n, FRAME), a view
+        # block by block: a 30 s chunk's spectra and autocorrelations at once would take ~70 MB
+        measures = [self._frame_measures(block) for block in frames.split(FRAMES_PER_BLOCK)]
+        loudness, f0, periodicity, spectral = (torch.cat(parts) for parts in zip(*measures))
         voiced = (periodicity > VOICING_THRESHOLD) & (loudness > loudness.max() - SILENCE_DB)
-        spectral = self._spectral(power, frames)
         return np.concatenate(
             [
                 self._pitch_functionals(f0[voiced]),
@@ -96,6 +95,14 @@ class ProsodyEncoder(Encoder):
                 self._rhythm(voiced, loudness),
             ]
         ).astype(np.float32)
+
+    def _frame_measures(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Loudness (dB), F0 (Hz), periodicity and the spectral descriptors of each frame."""
+        loudness = 10 * torch.log10(frames.pow(2).mean(1) + EPS)
+        spectrum = torch.fft.rfft(frames * self.window, N_FFT)
+        power = spectrum.real.pow(2) + spectrum.imag.pow(2) + EPS
+        f0, periodicity = self._pitch(power)
+        return loudness, f0, periodicity, self._spectral(power, frames)
 
     def _pitch(self, power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """F0 (Hz) and the normalised autocorrelation at that period, per frame (Boersma 1993).
