@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 
-from persona_cli.audio import SAMPLE_RATE, SignalStats, iter_chunks, iter_waveform_chunks
+from persona_cli.audio import SAMPLE_RATE, SignalStats, audio_info, iter_chunks, iter_waveform_chunks
 from persona_cli.encoders import Encoder
 from persona_cli.errors import AudioLoadError
 from persona_cli.memory import return_free_memory
@@ -30,6 +31,11 @@ from persona_cli.options import PredictOptions
 from persona_cli.runtime import compute_threads, default_workers
 
 log = logging.getLogger("persona")
+
+#: a long source goes to the workers in pieces of this many chunks (2 min at the default 30 s), so
+#: one long recording keeps every worker busy while few of its decoded chunks wait in memory
+CHUNKS_PER_PIECE = 1
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,26 +90,139 @@ def _embed_in_parallel(
 ) -> Iterator[EmbeddingResult]:
     threads = compute_threads(workers)
 
-    def embed_group(group: list[AudioSource]) -> list[EmbeddingResult]:
+    def on_worker(work: Callable[..., _T], *args) -> _T:
         torch.set_num_threads(threads)  # the calling thread's own OpenMP setting
-        results = list(_embed_in_order(group, encoder, options, progress))
-        return_free_memory()
-        return results
+        try:
+            return work(*args)
+        finally:
+            return_free_memory()
 
-    # A bounded window of groups in flight keeps memory flat however long the input is: each holds
-    # at most one batch of decoded chunks, and a finished group is only a list of small vectors.
-    in_flight: deque[Future[list[EmbeddingResult]]] = deque()
+    def embed_group(group: list[AudioSource]) -> list[EmbeddingResult]:
+        return list(_embed_in_order(group, encoder, options, progress))
+
+    def embed_piece(chunks: list[np.ndarray]) -> list[tuple[np.ndarray | str, float]]:
+        embedded = _embed_chunks(encoder, chunks)
+        if progress is not None:
+            progress(sum(len(chunk) for chunk in chunks) / SAMPLE_RATE)
+        return embedded
+
+    # A bounded window of jobs in flight keeps memory flat however long the input is: a group of
+    # short sources holds at most one batch of decoded chunks while it runs, a piece of a long one
+    # its few chunks from the moment it is decoded, and finished work is only a list of small vectors.
     pool = ThreadPoolExecutor(workers, thread_name_prefix="persona-embed")
+    window = _Window(pool, on_worker, limit=workers + 1)
+    in_order: deque[_Pending] = deque()  # every source's work, in input order
+    chunks_per_piece = max(1, min(options.batch_size, CHUNKS_PER_PIECE))
     try:
-        for group in batched(sources, options.batch_size):
-            in_flight.append(pool.submit(embed_group, group))
-            if len(in_flight) > 2 * workers:
-                yield from in_flight.popleft().result()
-        while in_flight:
-            yield from in_flight.popleft().result()
+        for group in _groups(sources, options, chunks_per_piece):
+            if isinstance(group, list):
+                job = window.submit(embed_group, group)
+                in_order.append(_Pending([job], job.result))
+            else:  # one long source, decoded here as its pieces go out to the workers
+                in_order.append(_embed_long(group, encoder, options, chunks_per_piece, window, embed_piece))
+            while in_order and (len(in_order) > window.limit or in_order[0].ready()):
+                yield from in_order.popleft().results()
+        while in_order:
+            yield from in_order.popleft().results()
     finally:
-        # on an early exit (error, Ctrl-C, --fail-fast) drop the queued groups; running ones finish
+        # on an early exit (error, Ctrl-C, --fail-fast) drop the queued jobs; running ones finish
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Window:
+    """Submits jobs to a pool, waiting first while `limit` of them are queued or running."""
+
+    def __init__(self, pool: ThreadPoolExecutor, runner: Callable, limit: int):
+        self.pool, self.runner, self.limit = pool, runner, limit
+        self.jobs: deque[Future] = deque()
+
+    def submit(self, work: Callable[..., _T], *args) -> Future[_T]:
+        while self.jobs and self.jobs[0].done():
+            self.jobs.popleft()
+        if len(self.jobs) >= self.limit:
+            wait(self.jobs, return_when=FIRST_COMPLETED)
+            self.jobs = deque(job for job in self.jobs if not job.done())
+        job = self.pool.submit(self.runner, work, *args)
+        self.jobs.append(job)
+        return job
+
+
+@dataclass
+class _Pending:
+    """Sources whose work is submitted: ready once its jobs are done."""
+
+    jobs: list[Future]
+    results: Callable[[], list[EmbeddingResult]]  # waits for the jobs if need be
+
+    def ready(self) -> bool:
+        return all(job.done() for job in self.jobs)
+
+
+def _groups(
+    sources: Iterable[AudioSource], options: PredictOptions, chunks_per_piece: int
+) -> Iterator[list[AudioSource] | AudioSource]:
+    """Consecutive short sources in lists of `batch_size`, and each long one on its own (not a list)."""
+    group: list[AudioSource] = []
+    for source in sources:
+        if _declared_seconds(source) > chunks_per_piece * options.chunk_seconds:
+            if group:
+                yield group
+                group = []
+            yield source
+            continue
+        group.append(source)
+        if len(group) >= options.batch_size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _declared_seconds(source: AudioSource) -> float:
+    """The source's length as its header (or array) declares it: a fraction of a millisecond per file."""
+    if isinstance(source, Waveform):
+        return len(source.samples) / source.sample_rate if source.sample_rate > 0 else 0.0
+    try:
+        return audio_info(source).duration_s
+    except AudioLoadError:  # its group's worker reports why
+        return 0.0
+
+
+def _embed_long(
+    source: AudioSource,
+    encoder: Encoder,
+    options: PredictOptions,
+    chunks_per_piece: int,
+    window: _Window,
+    embed_piece: Callable[[list[np.ndarray]], list[tuple[np.ndarray | str, float]]],
+) -> _Pending:
+    """Decode one long source in this thread and hand its chunks to the workers a piece at a time.
+    Decoding is a small share of the work (under 5 % for MP3), and one stream decodes the file
+    exactly as the one-worker path does, resampler state and all."""
+    result = EmbeddingResult(None if isinstance(source, Waveform) else Path(source))
+    stats = SignalStats()
+    pieces: list[Future] = []
+    try:
+        for chunks in batched(_chunks(source, options, stats), chunks_per_piece):
+            result.chunk_seconds += [len(chunk) / SAMPLE_RATE for chunk in chunks]
+            pieces.append(window.submit(embed_piece, chunks))
+    except AudioLoadError as error:
+        result.error = str(error)
+    else:
+        _check_length(result, sum(result.chunk_seconds), stats, options)
+    if result.error:
+        for piece in pieces:
+            piece.cancel()
+
+    def results() -> list[EmbeddingResult]:
+        for piece in pieces:
+            if not piece.cancelled():
+                for embedded, speech_s in piece.result():
+                    _add_chunk(result, embedded, speech_s)
+        _finish(result, encoder)
+        return [result]
+
+    return _Pending(pieces, results)
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -132,12 +251,8 @@ def _embed_in_order(
     batch: list[tuple[EmbeddingResult, np.ndarray]] = []  # chunks waiting for the encoder
 
     def run_batch() -> None:
-        for (result, _), (vector, speech_s) in zip(batch, _embed_chunks(encoder, [wave for _, wave in batch])):
-            if isinstance(vector, str):
-                result.error = result.error or vector
-            else:
-                result.chunk_vectors.append(vector)
-                result.speech_s += speech_s
+        for (result, _), (embedded, speech_s) in zip(batch, _embed_chunks(encoder, [wave for _, wave in batch])):
+            _add_chunk(result, embedded, speech_s)
         if progress is not None and batch:
             progress(sum(len(wave) for _, wave in batch) / SAMPLE_RATE)
         batch.clear()
@@ -145,11 +260,7 @@ def _embed_in_order(
     def finished() -> Iterator[EmbeddingResult]:
         while waiting and (waiting[0].error or waiting[0].duration_s is not None) and not _in_batch(waiting[0], batch):
             result = waiting.popleft()
-            if result.error is None:
-                result.vector = encoder.pool(np.stack(result.chunk_vectors), np.array(result.chunk_seconds))
-            else:
-                result.warning = None  # a failed source has no predictions for a warning to qualify
-            result.chunk_vectors, result.chunk_seconds = [], []
+            _finish(result, encoder)
             yield result
 
     for source in sources:
@@ -169,17 +280,41 @@ def _embed_in_order(
             result.error = str(error)
         else:
             seconds = sum(result.chunk_seconds) + sum(len(c) for c in chunks) / SAMPLE_RATE
-            if seconds < options.min_seconds:
-                result.error = f"too short: {seconds:.2f} s < {options.min_seconds:g} s"
-            else:
+            if _check_length(result, seconds, stats, options):
                 _queue(result, chunks, batch)
-                result.duration_s = round(seconds, 3)
-                result.warning = "; ".join(stats.warnings()) or None
         if len(batch) >= options.batch_size:
             run_batch()
         yield from finished()
     run_batch()
     yield from finished()
+
+
+def _check_length(result: EmbeddingResult, seconds: float, stats: SignalStats, options: PredictOptions) -> bool:
+    """Once a source is decoded: its duration and warnings, or its error if it is too short to embed."""
+    if seconds < options.min_seconds:
+        result.error = f"too short: {seconds:.2f} s < {options.min_seconds:g} s"
+        return False
+    result.duration_s = round(seconds, 3)
+    result.warning = "; ".join(stats.warnings()) or None
+    return True
+
+
+def _add_chunk(result: EmbeddingResult, embedded: np.ndarray | str, speech_s: float) -> None:
+    """One chunk's embedding into its source's result (a str: why the chunk could not be embedded)."""
+    if isinstance(embedded, str):
+        result.error = result.error or embedded
+    else:
+        result.chunk_vectors.append(embedded)
+        result.speech_s += speech_s
+
+
+def _finish(result: EmbeddingResult, encoder: Encoder) -> None:
+    """Pool a source's chunk vectors into its one vector, and drop them."""
+    if result.error is None:
+        result.vector = encoder.pool(np.stack(result.chunk_vectors), np.array(result.chunk_seconds))
+    else:  # a failed source has no predictions for a warning to qualify, nor speech to count
+        result.warning, result.speech_s = None, 0.0
+    result.chunk_vectors, result.chunk_seconds = [], []
 
 
 def _queue(result: EmbeddingResult, chunks: list[np.ndarray], batch: list) -> None:
