@@ -1,13 +1,16 @@
-"""Does `persona predict`'s memory stay flat as the input grows? Prints peak RSS as JSON.
+"""Does `persona predict` keep its memory flat as the input grows, and its speed on one long file? JSON.
 
     python benchmarks/memory.py                       # 1,000 and 20,000 files, and a one-hour file
     python benchmarks/memory.py --sizes 1000 5000 --hours 0.5 --encoder ge2e
     python benchmarks/memory.py --sizes --per segment --long-source ../shared/data/long/7367-86737.opus
 
-With `--per segment|speaker` the long recording is diarized too, and a one-minute file cut from
-the same audio is run beside it, so the two peaks compare directly (`long_vs_minute_rss`).
-`--long-source` builds the long recording from one file repeated (a single voice, as in a lecture)
-instead of the corpus's clips one after another (a new voice every few seconds).
+Beside the long recording run a one-minute file cut from the same audio, so the two peaks compare
+directly (`long_vs_minute_rss`), and the very audio of the long recording as separate short files
+(one FLAC per clip), so its speed compares with the same audio cut the way a folder of clips comes
+(`long_vs_short_speed`, audio-s/s over audio-s/s). With `--per segment|speaker` every one of them is
+diarized too. `--long-source` builds the long recording from one file repeated (a single voice, as
+in a lecture) instead of the corpus's clips one after another (a new voice every few seconds); the
+short files are then that file's 30 s pieces.
 
 The corpora are symlink farms over the Common Voice MP3 clips in ../shared/data (cycled, so 20,000
 files cost no disk); the long recording is real clips concatenated into one FLAC file until it lasts
@@ -23,7 +26,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -66,38 +68,51 @@ def main(argv: list[str] | None = None) -> int:
             result["rss_growth"] = round(large["peak_rss_mb"] / small["peak_rss_mb"] - 1, 3)
         if args.hours > 0:
             sources = [args.long_source] if args.long_source else clips
-            lengths = (
-                {"minute_file": 60.0, "long_file": args.hours * 3600}
-                if args.per != "file"
-                else {"long_file": args.hours * 3600}
-            )
-            for name, wanted in lengths.items():
+            pieces = tmp_dir / "short_files"
+            for name, wanted in {"minute_file": 60.0, "long_file": args.hours * 3600}.items():
                 long_file = tmp_dir / f"{name}.flac"
-                seconds = _concatenate(sources, long_file, wanted)
+                seconds = _concatenate(sources, long_file, wanted, pieces_to=pieces if name == "long_file" else None)
                 listing = tmp_dir / f"{name}.txt"
                 listing.write_text(f"{long_file}\n")
                 run = _run_persona(listing, tmp_dir / f"{name}.parquet", settings, None, None)
                 result[name] = {"seconds": round(seconds), "file_mb": round(long_file.stat().st_size / 2**20), **run}
-                print(f"{name} ({seconds / 60:.0f} min): peak RSS {run['peak_rss_mb']} MB", file=sys.stderr)
-            if "minute_file" in result:
-                result["long_vs_minute_rss"] = round(
-                    result["long_file"]["peak_rss_mb"] / result["minute_file"]["peak_rss_mb"], 3
-                )
+                print(f"{name} ({seconds / 60:.0f} min): {_summary(run)}", file=sys.stderr)
+            listing = tmp_dir / "short_files.txt"
+            short_files = sorted(pieces.iterdir())
+            listing.write_text("".join(f"{p}\n" for p in short_files))
+            run = _run_persona(listing, tmp_dir / "short_files.parquet", settings, None, None)
+            result["short_files"] = {"files": len(short_files), **run}
+            print(f"the same audio as {len(short_files)} short files: {_summary(run)}", file=sys.stderr)
+            long, minute, short = result["long_file"], result["minute_file"], result["short_files"]
+            result["long_vs_minute_rss"] = round(long["peak_rss_mb"] / minute["peak_rss_mb"], 3)
+            result["long_vs_short_speed"] = round(long["audio_s_per_s"] / short["audio_s_per_s"], 3)
+            result["long_vs_short_rss"] = round(long["peak_rss_mb"] / short["peak_rss_mb"], 3)
     print(json.dumps(result, indent=2))
     return 0
 
 
-def _concatenate(clips: list[Path], out: Path, seconds: float) -> float:
-    """Write real clips one after another into a 16 kHz FLAC file of about `seconds`."""
+def _summary(run: dict) -> str:
+    return f"{run['audio_s_per_s']} audio-s/s, peak RSS {run['peak_rss_mb']} MB"
+
+
+def _concatenate(clips: list[Path], out: Path, seconds: float, pieces_to: Path | None = None) -> float:
+    """Write real clips one after another into a 16 kHz FLAC file of about `seconds`; with
+    `pieces_to`, also each piece on its own (a clip, or 30 s of a long source) as a FLAC file there."""
+    if pieces_to is not None:
+        pieces_to.mkdir()
+    wanted = round(seconds * 16_000)
     written = 0
     with sf.SoundFile(out, "w", samplerate=16_000, channels=1, format="FLAC", subtype="PCM_16") as sink:
-        while written < seconds * 16_000:
+        while written < wanted:
             for clip in clips:
-                wave = np.concatenate(list(iter_chunks(clip)))[: round(seconds * 16_000) - written]
-                sink.write(wave)
-                written += len(wave)
-                if written >= seconds * 16_000:
-                    break
+                for piece in iter_chunks(clip):
+                    piece = piece[: wanted - written]
+                    sink.write(piece)
+                    if pieces_to is not None:
+                        sf.write(pieces_to / f"{written:012d}.flac", piece, 16_000, subtype="PCM_16")
+                    written += len(piece)
+                    if written >= wanted:
+                        return written / 16_000
     return written / 16_000
 
 
