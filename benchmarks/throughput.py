@@ -11,8 +11,13 @@ machine to itself and its peak RSS is its own (from wait4):
 - `persona`: the real command, `persona predict --files-from LIST -o OUT.parquet`, timed from
   process start to exit, so interpreter start-up, model loading, decoding, resampling, embedding,
   the head and writing Parquet are all inside its audio-seconds per wall-second.
-- `naive`: what a script written against the encoder's own library does, per file: decode with
-  soundfile, resample with soxr, embed that file alone with the library's single-file call
+- `naive`: for the GE2E encoders, by default (`--naive resemblyzer`), the loop a user would write
+  with resemblyzer alone, per file: decode with soundfile, resample with soxr, `preprocess_wav`,
+  `VoiceEncoder.embed_utterance`. It computes less than persona (no layer statistics, prosody or
+  head), so the ratio is persona's speed against the plain speaker embedding's.
+  With `--naive features` (and for every other encoder), the loop computes the same features as
+  persona, one file at a time: decode with soundfile, resample with soxr, embed that file alone
+  with the library's single-file call
   (resemblyzer's `preprocess_wav` + `VoiceEncoder.embed_utterance` for ge2e, and for ge2e-layers the
   same preprocessing with resemblyzer's LSTM run on the file's partials directly; SpeechBrain's
   `encode_batch` on a batch of one for xvector/ecapa; persona's own encoder on one wave for the
@@ -60,12 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--naive-limit", type=int, help="time the naive loop on only the first N files (it is slow); default: all"
     )
+    parser.add_argument(
+        "--naive",
+        choices=("resemblyzer", "features"),
+        help="the baseline loop: resemblyzer's embed_utterance alone (default for ge2e encoders), "
+        "or the same features as persona one file at a time (default otherwise)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="persona runs; the median is reported")
     parser.add_argument("--skip-naive", action="store_true", help="only time persona predict")
     parser.add_argument("--naive-child", nargs=3, metavar=("LIST", "MODEL", "SOURCE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.naive is None:
+        args.naive = "resemblyzer" if args.encoder.startswith("ge2e") else "features"
     if args.naive_child:
-        return _naive_child(*args.naive_child, encoder_name=args.encoder)
+        return _naive_child(*args.naive_child, encoder_name=args.encoder, loop=args.naive)
 
     from persona_cli.audio import find_audio_files
 
@@ -92,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             "persona": persona,
         }
         if not args.skip_naive:
+            result["naive_loop"] = args.naive
+        if not args.skip_naive:
             naive_files = files[: args.naive_limit]
             naive_list = tmp_dir / "naive.txt"
             naive_list.write_text("".join(f"{f}\n" for f in naive_files))
@@ -101,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                     __file__,
                     "--encoder",
                     args.encoder,
+                    "--naive",
+                    args.naive,
                     "--naive-child",
                     str(naive_list),
                     str(model or ""),
@@ -175,15 +192,18 @@ def _run_child(command: list[str], parse_json: bool = True) -> dict:
     return measured
 
 
-def _naive_child(file_list: str, model_path: str, source: str, encoder_name: str) -> int:
+def _naive_child(file_list: str, model_path: str, source: str, encoder_name: str, loop: str) -> int:
     """The baseline loop; prints its own timing as JSON (wall_s and RSS are added by the parent)."""
     import soundfile as sf
     import soxr
 
     from persona_cli.model import bundled_model_path, load_model
 
-    embed_one = _single_file_embedder(encoder_name, source)
-    model = load_model(model_path or bundled_model_path(encoder_name))
+    if loop == "resemblyzer":
+        embed_one, model = _single_file_embedder("ge2e", ""), None
+    else:
+        embed_one = _single_file_embedder(encoder_name, source)
+        model = load_model(model_path or bundled_model_path(encoder_name))
     paths = Path(file_list).read_text().splitlines()
     audio_s, failed = 0.0, 0
     started = time.perf_counter()
@@ -195,7 +215,8 @@ def _naive_child(file_list: str, model_path: str, source: str, encoder_name: str
         except Exception:  # noqa: BLE001 - the baseline only needs to count what it could not do
             failed += 1
             continue
-        model.predict(vector[None, :])
+        if model is not None:
+            model.predict(vector[None, :])
         audio_s += len(wave) / 16_000
     loop_s = time.perf_counter() - started
     print(

@@ -15,6 +15,14 @@ from conftest import require_shared, voice_like
 from persona_cli.audio import SAMPLE_RATE, load_audio
 from persona_cli.embedding import EmbeddingResult, embed_files
 from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_encoder
+from persona_cli.encoders.ge2e import (
+    HOP,
+    PARTIAL_FRAMES,
+    GE2EEncoder,
+    GE2ELayersEncoder,
+    partial_starts,
+    resemblyzer_partial_starts,
+)
 from persona_cli.encoders.mel import power_mel, slaney_mel_filterbank
 from persona_cli.errors import UsageError
 from persona_cli.options import PredictOptions
@@ -37,6 +45,16 @@ def _one_torch_thread():
 @pytest.fixture(scope="module")
 def encoders() -> dict:
     return {name: load_encoder(name, device="cpu") for name in DIMS}
+
+
+@pytest.fixture(scope="module")
+def resemblyzer_sliced() -> dict:
+    """ge2e and ge2e-layers slicing partials as resemblyzer does (revision 1): everything else in
+    them is checked against resemblyzer's own code with these."""
+    return {
+        "ge2e": GE2EEncoder(resemblyzer_slicing=True),
+        "ge2e-layers": GE2ELayersEncoder(resemblyzer_slicing=True),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +137,13 @@ def test_mfcc_encoder_is_mean_and_std_of_librosa_mfccs_and_deltas_over_sounding_
 # --- GE2E against the reference implementation ----------------------------------------------------
 
 
-def test_ge2e_equals_resemblyzer_on_real_speech(encoders, real_clips):
+def test_ge2e_equals_resemblyzer_on_real_speech(resemblyzer_sliced, real_clips):
     resemblyzer = pytest.importorskip("resemblyzer")
     waves = [load_audio(path) for path in real_clips]
     reference_encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
     reference = np.stack([reference_encoder.embed_utterance(resemblyzer.preprocess_wav(w)) for w in waves])
 
-    ours = encoders["ge2e"].embed(waves)
+    ours = resemblyzer_sliced["ge2e"].embed(waves)
 
     assert ours.shape == reference.shape == (len(waves), 256)
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-4)
@@ -133,7 +151,43 @@ def test_ge2e_equals_resemblyzer_on_real_speech(encoders, real_clips):
     assert np.abs(ours[0] - ours[-1]).max() > 1e-2
 
 
-def test_ge2e_layers_are_the_embedding_and_statistics_of_resemblyzers_own_lstm_outputs(encoders, real_clips):
+@pytest.mark.parametrize("seconds", [0.5, 1.6, 1.7, 2.0, 3.5, 4.6, 9.9, 30.0])
+def test_partials_cover_every_frame_with_less_work_than_resemblyzers(seconds):
+    n_samples = int(seconds * SAMPLE_RATE)
+    n_frames = int(np.ceil(n_samples / HOP))  # frames centred inside the wave
+    starts = partial_starts(n_samples)
+
+    covered = np.zeros(max(n_frames, PARTIAL_FRAMES), bool)
+    for start in starts:
+        covered[start : start + PARTIAL_FRAMES] = True
+    assert covered.all()  # no frame left out, the tail included
+    assert starts[-1] + PARTIAL_FRAMES == max(n_frames, PARTIAL_FRAMES)  # and none past the end
+    # one fewer partial would leave frames out
+    assert (len(starts) - 1) * PARTIAL_FRAMES < n_frames
+    # resemblyzer drops up to 1.2 s of a short clip's end, so under ~2.5 s it may take one partial
+    # fewer; from a few seconds on, a partial every 0.77 s is far more work
+    if seconds >= 4:
+        assert len(starts) < 0.75 * len(resemblyzer_partial_starts(n_samples))
+
+
+def test_ge2e_with_its_own_partials_stays_close_to_resemblyzers(encoders, resemblyzer_sliced, real_clips):
+    """Fewer partials change the numbers a little, not what they describe: each clip's vector stays
+    far closer to its resemblyzer-sliced self than to another speaker's."""
+    waves = [load_audio(path) for path in real_clips]
+    ours, theirs = encoders["ge2e-layers"].embed(waves), resemblyzer_sliced["ge2e-layers"].embed(waves)
+    assert not np.array_equal(ours, theirs)
+
+    def cosine(a, b):
+        return (a @ b.T) / np.outer(np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1))
+
+    embedding = cosine(ours[:, :256], theirs[:, :256])
+    assert np.diag(embedding).min() > 0.97
+    assert np.diag(embedding).min() > (embedding - 2 * np.eye(len(waves))).max()
+    statistics = cosine(ours[:, 256:], theirs[:, 256:])
+    assert np.diag(statistics).min() > max(0.98, (statistics - 2 * np.eye(len(waves))).max())
+
+
+def test_ge2e_layers_are_the_embedding_and_statistics_of_resemblyzers_own_lstm_outputs(resemblyzer_sliced, real_clips):
     """The first 256 values are ge2e's embedding; the rest are the mean and std, over every frame of
     every partial, of the middle layer's outputs (a 2-layer LSTM holding resemblyzer's first two layers)
     and of the top layer's (resemblyzer's 3-layer LSTM's own output)."""
@@ -144,9 +198,9 @@ def test_ge2e_layers_are_the_embedding_and_statistics_of_resemblyzers_own_lstm_o
     waves = [load_audio(path) for path in real_clips]
     expected = np.stack([reference(wave) for wave in waves])
 
-    ours = encoders["ge2e-layers"].embed(waves)
+    ours = resemblyzer_sliced["ge2e-layers"].embed(waves)
 
-    np.testing.assert_array_equal(ours[:, :256], encoders["ge2e"].embed(waves))
+    np.testing.assert_array_equal(ours[:, :256], resemblyzer_sliced["ge2e"].embed(waves))
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-4)
     assert np.abs(ours[0, 256:] - ours[-1, 256:]).max() > 1e-2
 
@@ -427,11 +481,13 @@ def test_too_short_files_never_reach_the_encoder(encoders, tmp_path, batch_size)
 
 
 @pytest.mark.parametrize("seconds", [0.04, 0.1, 0.2, 0.25], ids=["40ms", "100ms", "200ms", "250ms"])
-def test_ge2e_embeds_very_short_waves_like_resemblyzer(encoders, seconds):
+def test_ge2e_embeds_very_short_waves_like_resemblyzer(encoders, resemblyzer_sliced, seconds):
     resemblyzer = pytest.importorskip("resemblyzer")
     wave = voice_like(seconds, seed=41)
     reference = resemblyzer.VoiceEncoder("cpu", verbose=False).embed_utterance(resemblyzer.preprocess_wav(wave))
-    np.testing.assert_allclose(encoders["ge2e"].embed([wave])[0], reference, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(resemblyzer_sliced["ge2e"].embed([wave])[0], reference, rtol=0, atol=1e-4)
+    # under 1.6 s both slicings make the one padded partial
+    np.testing.assert_array_equal(encoders["ge2e"].embed([wave])[0], resemblyzer_sliced["ge2e"].embed([wave])[0])
 
 
 def test_file_with_a_very_short_last_chunk_is_embedded(encoders, tmp_path):

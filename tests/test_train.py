@@ -241,7 +241,7 @@ def test_speaker_normalised_training_round_trips_through_train_and_eval(tiny_cor
     model_path = out / "persona-ge2e-layers+prosody-speaker.safetensors"
     model = load_model(model_path)
     assert model.metadata.normalization == "speaker" and model.metadata.encoder_dim == 1317
-    assert model.metadata.encoder_revision == "1+2"  # ge2e-layers, prosody
+    assert model.metadata.encoder_revision == "2+3"  # ge2e-layers, prosody
     assert model.network.feature_mean.shape == (2 * 1317,)
     code, _, err = run(["eval", "--model", str(model_path), str(tiny_corpus)], capsys)
     assert code == 0, err

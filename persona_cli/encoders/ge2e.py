@@ -4,8 +4,14 @@ This reimplements resemblyzer's `preprocess_wav` + `VoiceEncoder.embed_utterance
 are embedded in one forward call: every file is cut into 1.6 s "partials" (160 mel frames), the
 partials of a whole batch of files go through the LSTM together, and each file's embedding is the
 L2-normalised mean of its partials. Because every partial has the same length, batching needs no
-padding and gives the same numbers as resemblyzer's one-file-at-a-time call (tested to 1e-4).
-`ge2e-layers` adds frame statistics of the LSTM's upper two layers from the same forward pass.
+padding; with resemblyzer's slicing it gives the same numbers as its one-file-at-a-time call
+(tested to 1e-4). `ge2e-layers` adds frame statistics of the LSTM's upper two layers from the same
+forward pass.
+
+The slicing is persona's own (revision 2): resemblyzer starts a partial every 0.77 s, so every frame
+goes through the LSTM about twice, and the LSTM is half of `persona predict`'s time. Revision 2 uses
+the fewest partials that cover every frame, spread evenly over the wave, which on Common Voice clips
+is 40 % fewer LSTM steps; the measurements that kept it are in docs/speed.md, "GE2E partials".
 
 Only the weights file is taken from resemblyzer; importing the package itself would pull in librosa
 (and numba's slow start-up) for a mel spectrogram that torch computes as well.
@@ -32,8 +38,10 @@ N_FFT = 400  # 25 ms window
 HOP = 160  # 10 ms step
 N_MELS = 40
 PARTIAL_FRAMES = 160  # one partial utterance = 1.6 s
-PARTIALS_PER_SECOND = 1.3  # partials overlap: a new one starts every ~0.77 s
-MIN_LAST_PARTIAL_COVERAGE = 0.75  # drop a last partial that is mostly padding
+# resemblyzer's slicing (revision 1, and the tests' reference): a new partial every ~0.77 s, and a
+# last one dropped when it is mostly padding
+PARTIALS_PER_SECOND = 1.3
+MIN_LAST_PARTIAL_COVERAGE = 0.75
 VAD_MAX_SILENCE = 6  # silent windows kept on each side of speech (the detector itself: speech.py)
 
 #: partials per LSTM call. It bounds the LSTM's transient memory, which grows with the call size
@@ -72,7 +80,19 @@ def _trim(wave: np.ndarray, voiced: np.ndarray) -> np.ndarray:
 
 
 def partial_starts(n_samples: int) -> list[int]:
-    """First mel frame of each 1.6 s partial covering a wave of `n_samples` (resemblyzer's slicing)."""
+    """First mel frame of each 1.6 s partial of a wave of `n_samples`: the fewest partials that cover
+    every frame, evenly spaced from the first frame to the last, so neighbours overlap by less than
+    one partial and no frame is left out (a wave under 1.6 s is one partial, padded)."""
+    n_frames = int(np.ceil(n_samples / HOP))  # the frames centred inside the wave
+    if n_frames <= PARTIAL_FRAMES:
+        return [0]
+    count = int(np.ceil((n_frames - PARTIAL_FRAMES) / PARTIAL_FRAMES)) + 1
+    return np.linspace(0, n_frames - PARTIAL_FRAMES, count).round().astype(int).tolist()
+
+
+def resemblyzer_partial_starts(n_samples: int) -> list[int]:
+    """First mel frame of each 1.6 s partial as resemblyzer's `embed_utterance` slices a wave of
+    `n_samples` (revision 1): one every 1/1.3 s, the last dropped when under 75 % covered."""
     n_frames = int(np.ceil((n_samples + 1) / HOP))
     frame_step = int(np.round(SAMPLE_RATE / PARTIALS_PER_SECOND / HOP))
     starts = list(range(0, max(1, n_frames - PARTIAL_FRAMES + frame_step + 1), frame_step))
@@ -120,8 +140,11 @@ class SpeakerLSTM(nn.Module):
 class GE2EEncoder(Encoder):
     name = "ge2e"
     dim = GE2E_DIM
+    revision = "2"  # 1: resemblyzer's overlapping partials (resemblyzer_partial_starts)
 
-    def __init__(self, device: str = "cpu", weights: Path | None = None, half: bool = False):
+    def __init__(
+        self, device: str = "cpu", weights: Path | None = None, half: bool = False, resemblyzer_slicing: bool = False
+    ):
         self.device = torch.device(device)
         # float16 weights and activations: for GPUs, whose tensor cores run them several times faster
         # (a CPU runs them slower). Mel partials are computed in float32 and cast on the way in.
@@ -131,6 +154,10 @@ class GE2EEncoder(Encoder):
         self.network.load_resemblyzer_state(checkpoint["model_state"])
         self.network.eval().to(self.device, self.dtype)
         self.mel_filters = torch.from_numpy(slaney_mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS))
+        # resemblyzer's own partials, for checking everything else against its embed_utterance
+        self.partial_starts = resemblyzer_partial_starts if resemblyzer_slicing else partial_starts
+        if resemblyzer_slicing:
+            self.revision = "1"
 
     #: ge2e-layers: also the upper LSTM layers' statistics
     keep_layers = False
@@ -146,7 +173,7 @@ class GE2EEncoder(Encoder):
         voiced = voiced_windows(wave)
         speech = speech_seconds(wave, voiced)
         wave = _trim(wave, voiced)
-        starts = partial_starts(len(wave))
+        starts = self.partial_starts(len(wave))
         needed = (starts[-1] + PARTIAL_FRAMES) * HOP
         if needed >= len(wave):
             wave = np.pad(wave, (0, needed - len(wave)))

@@ -4,7 +4,7 @@ Speaker embeddings are trained to ignore exactly what carries emotion (a speaker
 angry or calm), so persona can append a small prosodic functional set to them (`ge2e+prosody`).
 It is computed here with torch, in the spirit of eGeMAPS (Eyben et al. 2016) but far cheaper:
 
-- frames of 40 ms every 10 ms (Hann window, 1024-point FFT);
+- frames of 40 ms every 20 ms (Hann window, 1024-point FFT);
 - per frame: loudness (dB RMS), F0 from the autocorrelation normalised as Praat does (Boersma
   1993: divided by the window's, with an octave cost; 60-500 Hz, voiced when its peak is above
   VOICING_THRESHOLD and the frame is within 40 dB of the loudest), spectral
@@ -32,9 +32,10 @@ from persona_cli.audio import SAMPLE_RATE
 from persona_cli.encoders.base import Encoder
 
 FRAME = 640  # 40 ms: two periods of the lowest pitch searched
-HOP = 160  # 10 ms
+HOP = 320  # 20 ms: half the frames of 10 ms, for half the cost (docs/speed.md, "Prosody frames")
 N_FFT = 1024
-FRAMES_PER_BLOCK = 500  # 5 s of frames analysed at once: bounds the memory a long chunk takes
+PEAK_FRAMES = 2  # a loudness peak stands 3 dB above the frames this far away on either side
+FRAMES_PER_BLOCK = 250  # 5 s of frames analysed at once: bounds the memory a long chunk takes
 F0_MIN, F0_MAX = 60.0, 500.0
 VOICING_THRESHOLD = 0.45  # normalised autocorrelation peak that counts as periodic (Praat's default)
 # Praat's octave cost: each octave down the lag range costs this much autocorrelation, so a
@@ -56,7 +57,8 @@ FEATURE_NAMES = (
 class ProsodyEncoder(Encoder):
     name = "prosody"
     dim = len(FEATURE_NAMES)
-    revision = "2"  # 1: autocorrelation not divided by the window's, no octave cost
+    # 1: autocorrelation not divided by the window's, no octave cost; 2: frames every 10 ms
+    revision = "3"
 
     def __init__(self) -> None:
         self.window = torch.hann_window(FRAME, periodic=True)
@@ -174,10 +176,12 @@ class ProsodyEncoder(Encoder):
         kinds = flags[bounds[:-1]].bool()
         voiced_s = lengths[kinds].mean().item() if kinds.any() else 0.0
         unvoiced_s = lengths[~kinds].mean().item() if (~kinds).any() else 0.0
-        # loudness peaks: local maxima at least 3 dB above the frames 50 ms either side
-        padded = torch.nn.functional.pad(loudness[None, None], (5, 5), mode="replicate")[0, 0]
-        around = torch.maximum(padded[:-10], padded[10:])
-        peaks = (loudness >= padded[4:-6]) & (loudness >= padded[6:-4]) & (loudness > around + 3) & voiced
+        # loudness peaks: local maxima at least 3 dB above the frames 40 ms either side
+        k = PEAK_FRAMES
+        padded = torch.nn.functional.pad(loudness[None, None], (k, k), mode="replicate")[0, 0]
+        around = torch.maximum(padded[: -2 * k], padded[2 * k :])
+        previous, following = padded[k - 1 : -k - 1], padded[k + 1 : len(padded) - k + 1]
+        peaks = (loudness >= previous) & (loudness >= following) & (loudness > around + 3) & voiced
         return np.array([voiced.float().mean().item(), voiced_s, unvoiced_s, peaks.sum().item() / max(seconds, 1e-3)])
 
 
