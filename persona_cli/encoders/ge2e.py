@@ -11,7 +11,7 @@ forward pass.
 The slicing is persona's own (revision 2): resemblyzer starts a partial every 0.77 s, so every frame
 goes through the LSTM about twice, and the LSTM is half of `persona predict`'s time. Revision 2 uses
 the fewest partials that cover every frame, spread evenly over the wave, which on Common Voice clips
-is 40 % fewer LSTM steps; the measurements that kept it are in docs/speed.md, "GE2E partials".
+is 25 % fewer LSTM steps; the measurements that kept it are in docs/speed.md, "GE2E partials".
 
 Only the weights file is taken from resemblyzer; importing the package itself would pull in librosa
 (and numba's slow start-up) for a mel spectrogram that torch computes as well.
