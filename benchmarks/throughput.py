@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         }
         if not args.skip_naive:
             result["naive_loop"] = args.naive
-        if not args.skip_naive:
             naive_files = files[: args.naive_limit]
             naive_list = tmp_dir / "naive.txt"
             naive_list.write_text("".join(f"{f}\n" for f in naive_files))

@@ -33,11 +33,11 @@ from persona_cli.audio import find_audio_files, load_audio  # noqa: E402
 from persona_cli.encoders.ge2e import (  # noqa: E402
     MAX_PARTIALS_PER_FORWARD,
     GE2ELayersEncoder,
-    _trim,
     partial_starts,
     resemblyzer_partial_starts,
+    trim_long_silences,
 )
-from persona_cli.speech import normalize_volume, voiced_windows  # noqa: E402
+from persona_cli.speech import normalize_volume  # noqa: E402
 
 CORPORA = ("commonvoice", "ravdess", "emodb", "ased", "urdu", "baved", "librispeech")
 
@@ -58,7 +58,7 @@ def main() -> int:
         files = files[:: max(1, len(files) // args.clips)][: args.clips]
         waves = [load_audio(path) for path in files]
         sample += waves[:10]
-        lengths = [len(_trim(wave, voiced_windows(normalize_volume(wave)))) for wave in waves]
+        lengths = [len(trim_long_silences(normalize_volume(wave))) for wave in waves]
         old = sum(len(resemblyzer_partial_starts(n)) for n in lengths)
         new = sum(len(partial_starts(n)) for n in lengths)
         print(f"| {corpus} | {len(waves)} | {np.mean(lengths) / 16000:.2f} | {old} | {new} | {new / old:.2f} |")
