@@ -9,8 +9,11 @@ embeds one long recording on every core. `diarize` turns that into `Turn`s:
 
 1. speech regions: runs of voiced windows, bridged over pauses shorter than MIN_PAUSE_SECONDS;
 2. the regions cut into pieces of at most PIECE_SECONDS, each the mean of the windows centred in it,
-   clustered by average-linkage agglomeration on cosine distance. Pieces, not windows, are clustered:
-   an hour holds ~1,500 pieces (a 9 MB distance matrix) against ~4,500 windows (80 MB);
+   clustered by average-linkage agglomeration on cosine distance. Pieces, not windows, are clustered,
+   and at most MAX_CLUSTERED_PIECES of them (evenly spaced; the rest join their nearest cluster):
+   the distance matrix grows with the square of their number, and would otherwise make a long
+   recording's memory grow with its length (an hour of speech holds ~1,500 pieces, three hours 4,500:
+   an 80 MB matrix);
 3. every window assigned to the nearest speaker centroid, every 30 ms of speech to its nearest
    window, so a change of speaker is placed to within a window step even without a pause;
 4. runs shorter than MIN_SEGMENT_SECONDS merged into a neighbour, and runs longer than
@@ -56,6 +59,9 @@ MIN_SPEAKER_SECONDS = 6.0
 # Cosine similarity of two clusters' mean embeddings, before centring, above which they are one voice.
 SAME_SPEAKER_SIMILARITY = 0.9
 REFINEMENT_ROUNDS = 5  # moves of every piece to its nearest cluster centre
+# 40 minutes of speech: an hour's pieces are clustered every other one, and a speaker long enough to
+# be kept (MIN_SPEAKER_SECONDS, 3 pieces) is still in the sample when their speech is in one stretch.
+MAX_CLUSTERED_PIECES = 1000
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,8 @@ def cluster(
 ) -> np.ndarray:
     """A speaker label (0..k-1) for each L2-normalised vector, whose speech lasts `durations` seconds.
 
-    Average-linkage clusters on cosine distance, cut at SPEAKER_DISTANCE; clusters with less than
+    Average-linkage clusters on cosine distance (of at most MAX_CLUSTERED_PIECES vectors, evenly
+    spaced, the others joining their nearest cluster), cut at SPEAKER_DISTANCE; clusters with less than
     MIN_SPEAKER_SECONDS of speech folded into their nearest neighbour; clusters whose `raw` vectors
     (the embeddings before centring) point the same way, above SAME_SPEAKER_SIMILARITY, joined; then the closest clusters
     merged while there are more than `max_speakers` (or `speakers`), or the tree cut into
@@ -239,9 +246,17 @@ def cluster(
     low, high = max(1, min(low, n)), max(1, min(high, n))
     if n == 1:
         return np.zeros(1, int)
-    tree = linkage(vectors.astype(np.float64), method="average", metric="cosine")
-    labels = fcluster(tree, t=SPEAKER_DISTANCE, criterion="distance") - 1
-    labels = _fold_small_clusters(vectors, durations, labels, keep=low)
+    sample = np.unique(np.linspace(0, n - 1, min(n, MAX_CLUSTERED_PIECES)).round().astype(int))
+    tree = linkage(vectors[sample].astype(np.float64), method="average", metric="cosine")
+
+    def cut(**how) -> np.ndarray:
+        """The tree cut as fcluster is told, and every vector given its nearest cluster's label."""
+        labels = fcluster(tree, **how) - 1
+        if len(sample) < n:
+            labels = (vectors @ _centres(vectors[sample], durations[sample], labels).T).argmax(axis=1)
+        return np.unique(labels, return_inverse=True)[1]
+
+    labels = _fold_small_clusters(vectors, durations, cut(t=SPEAKER_DISTANCE, criterion="distance"), keep=low)
     while raw is not None and speakers is None and labels.max() + 1 > low:
         # Centring makes one voice's variation look like several voices; uncentred, a
         # recording's different speakers stay below this similarity and one speaker's parts above it.
@@ -259,7 +274,7 @@ def cluster(
         a, b = np.unravel_index(int(similarity.argmax()), similarity.shape)
         labels = np.unique(np.where(labels == max(a, b), min(a, b), labels), return_inverse=True)[1]
     if labels.max() + 1 < low:
-        labels = fcluster(tree, t=low, criterion="maxclust") - 1
+        labels = cut(t=low, criterion="maxclust")
     for _ in range(REFINEMENT_ROUNDS):
         moved = (vectors @ _centres(vectors, durations, labels).T).argmax(axis=1)
         if np.array_equal(moved, labels) or len(np.unique(moved)) < labels.max() + 1:

@@ -132,6 +132,31 @@ def test_cluster_folds_tiny_clusters_and_obeys_bounds():
     assert len(set(cluster(vectors, durations, max_speakers=1))) == 1
 
 
+def test_cluster_agglomerates_a_bounded_sample_of_a_long_recordings_pieces(monkeypatch):
+    """Beyond MAX_CLUSTERED_PIECES the tree is built on an evenly spaced sample (its distance matrix
+    would grow with the square of the recording's length) and every piece joins its nearest cluster:
+    three speakers in turns of 4 pieces each, 600 pieces, clustered from 50."""
+    from scipy.cluster import hierarchy
+
+    sizes = []
+    real_linkage = hierarchy.linkage
+    monkeypatch.setattr(
+        hierarchy, "linkage", lambda vectors, **kw: sizes.append(len(vectors)) or real_linkage(vectors, **kw)
+    )
+    monkeypatch.setattr(diarization, "MAX_CLUSTERED_PIECES", 50)
+    rng = np.random.default_rng(1)
+    angles = np.radians([0, 120, 240])
+    directions = np.pad(np.stack([np.cos(angles), np.sin(angles)], axis=1), ((0, 0), (0, 6)))
+    truth = np.repeat(np.tile([0, 1, 2], 50), 4)
+    vectors = directions[truth] + 0.1 * rng.standard_normal((len(truth), 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = cluster(vectors, np.full(len(truth), 2.4))
+    assert sizes == [50]
+    assert len(set(labels)) == 3
+    assert all(len(set(truth[labels == k])) == 1 for k in set(labels))  # each cluster one speaker
+    assert len(set(cluster(vectors, np.full(len(truth), 2.4), speakers=2))) == 2
+
+
 def _chunks_of(path):
     wave = load_audio(path)
     return (wave[i : i + 30 * SAMPLE_RATE] for i in range(0, len(wave), 30 * SAMPLE_RATE))
