@@ -184,10 +184,10 @@ def _listen_to_chunk(
         mel = power_mel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), encoder.mel_filters, HOP)
         partials = torch.stack([mel[s // HOP : s // HOP + PARTIAL_FRAMES] for s in starts])
         embeds = [
-            encoder.network(partials[i : i + MAX_PARTIALS_PER_FORWARD].to(encoder.device, encoder.dtype))[0]
+            encoder.forward(partials[i : i + MAX_PARTIALS_PER_FORWARD].to(encoder.device, encoder.dtype))[0]
             for i in range(0, len(partials), MAX_PARTIALS_PER_FORWARD)
         ]
-        vectors = torch.cat(embeds).float().cpu().numpy()
+        vectors = torch.cat(embeds).cpu().numpy()
     if progress is not None:
         progress((len(buffer) - new_from) / SAMPLE_RATE)
     centres = (start + starts + WINDOW_SAMPLES / 2) / SAMPLE_RATE

@@ -26,6 +26,7 @@ from persona_cli.cross_validation import (
 )
 from persona_cli.embedding_cache import EmbeddingCache
 from persona_cli.encoders import DEFAULT_ENCODER, Encoder, check_installed
+from persona_cli.encoders.ge2e import float32_lstm
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.labels import WEAK_NEUTRAL
 from persona_cli.metrics import metrics_report
@@ -101,7 +102,7 @@ def train(
     if cross_validating:
         checked_folds(clips, folds, split, seed)
     check_weak_neutral(weak_neutral, {c.corpus for c in clips})
-    labelled = embed_clips(clips, build_encoder(options), options)
+    labelled = embed_clips(clips, float32_lstm(build_encoder(options)), options)
     labelled = normalize_features(weakly_neutral(labelled, weak_neutral), normalize)
     if test_corpus:
         report, predictions = cross_corpus(labelled, test_corpus, config)

@@ -527,3 +527,49 @@ def test_half_precision_agrees_with_full_precision(real_clips, name):
 def test_half_precision_is_refused_where_it_is_not_implemented():
     with pytest.raises(UsageError, match="--half is available for ge2e, ge2e-layers only"):
         load_encoder("mfcc", half=True)
+
+
+def _cpu_has_bfloat16_units() -> bool:
+    return any(
+        getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+
+
+@pytest.mark.skipif(not _cpu_has_bfloat16_units(), reason="this CPU has no bfloat16 units")
+def test_bfloat16_lstm_agrees_with_float32_and_keeps_the_bundled_models_predictions(real_clips):
+    """The CPU default where bfloat16 units exist, against float32, on real speech: the vectors, and
+    what the bundled default model makes of them."""
+    from persona_cli.model import load_model
+    from persona_cli.models_info import bundled_model_path
+
+    waves = [load_audio(path) for path in real_clips]
+    encoder = load_encoder("ge2e-layers+prosody")
+    vectors = {}
+    for bfloat16 in (False, True):
+        encoder.parts[0].bfloat16 = bfloat16
+        vectors[bfloat16] = encoder.embed(waves)
+    full, brain = vectors[False], vectors[True]
+    assert brain.dtype == np.float32
+    for part in (slice(0, 256), slice(256, 1280)):  # the embedding, the layer statistics
+        a, b = full[:, part], brain[:, part]
+        assert ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min() > 0.99
+    np.testing.assert_array_equal(full[:, 1280:], brain[:, 1280:])  # prosody does not use the LSTM
+    model = load_model(bundled_model_path("ge2e-layers+prosody"))
+    assert np.abs(model.predict(full).emotion_probs - model.predict(brain).emotion_probs).max() < 0.05
+
+
+def test_bfloat16_is_asked_for_switched_off_and_kept_apart_in_the_cache(monkeypatch):
+    from persona_cli.encoders.ge2e import BFLOAT16_SWITCH, cpu_runs_bfloat16, float32_lstm
+
+    monkeypatch.setenv(BFLOAT16_SWITCH, "0")
+    assert not cpu_runs_bfloat16()
+    assert not GE2EEncoder().bfloat16  # the default follows the switch
+    assert not GE2EEncoder(bfloat16=True, half=True).bfloat16  # float16 (GPUs) wins
+    brain, full = GE2EEncoder(bfloat16=True), GE2EEncoder(bfloat16=False)
+    assert brain.cache_identity() != full.cache_identity()  # the cache never mixes the two
+    monkeypatch.delenv(BFLOAT16_SWITCH)
+    assert cpu_runs_bfloat16() == _cpu_has_bfloat16_units()
+    fused = load_encoder("ge2e-layers+prosody")
+    fused.parts[0].bfloat16 = True
+    assert not float32_lstm(fused).parts[0].bfloat16  # what persona train embeds with, on any CPU
+    assert not float32_lstm(brain).bfloat16
