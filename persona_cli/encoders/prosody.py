@@ -23,6 +23,7 @@ means and close for the spreads.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,9 +65,11 @@ class ProsodyEncoder(Encoder):
         self.window = torch.hann_window(FRAME, periodic=True)
         frequencies = torch.fft.rfftfreq(N_FFT, 1 / SAMPLE_RATE)
         self.khz = frequencies / 1000
-        self.below_1k, self.above_1k = frequencies < 1000, (frequencies >= 1000) & (frequencies < 5000)
-        self.band_0_2k, self.band_2_5k = frequencies < 2000, (frequencies >= 2000) & (frequencies < 5000)
-        self.slope_band = frequencies < 5000
+        # the bands as slices (views, not copies) of each frame's bins
+        bin_1k, bin_2k, bin_5k = (int(torch.count_nonzero(frequencies < hz)) for hz in (1000, 2000, 5000))
+        self.below_1k, self.above_1k = slice(0, bin_1k), slice(bin_1k, bin_5k)
+        self.band_0_2k, self.band_2_5k = slice(0, bin_2k), slice(bin_2k, bin_5k)
+        self.slope_band = slice(0, bin_5k)
         self.min_lag, self.max_lag = int(SAMPLE_RATE / F0_MAX), int(SAMPLE_RATE / F0_MIN)
         window_power = torch.fft.rfft(self.window, N_FFT).abs().pow(2)
         window_autocorrelation = torch.fft.irfft(window_power, N_FFT)[: self.max_lag + 1]
@@ -124,13 +127,14 @@ class ProsodyEncoder(Encoder):
     def _spectral(self, power: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """(n, len(SPECTRAL)) per-frame spectral descriptors."""
         total = power.sum(1)
-        centroid = (power * self.khz).sum(1) / total
-        db = 10 * torch.log10(power[:, self.slope_band])
+        centroid = (power @ self.khz) / total
+        log_power = torch.log(power)  # once, for the slope's dB and the flatness's geometric mean
+        db = (10 / math.log(10)) * log_power[:, self.slope_band]
         x = self.khz[self.slope_band] - self.khz[self.slope_band].mean()
         slope = (db - db.mean(1, keepdim=True)) @ x / x.pow(2).sum()
         alpha = 10 * torch.log10(power[:, self.below_1k].sum(1) / power[:, self.above_1k].sum(1))
-        hammarberg = 10 * torch.log10(power[:, self.band_0_2k].max(1).values / power[:, self.band_2_5k].max(1).values)
-        flatness = torch.exp(torch.log(power).mean(1)) / power.mean(1)
+        hammarberg = 10 * torch.log10(power[:, self.band_0_2k].amax(1) / power[:, self.band_2_5k].amax(1))
+        flatness = torch.exp(log_power.mean(1)) / (total / power.shape[1])
         signs = torch.signbit(frames)
         zcr = (signs[:, 1:] != signs[:, :-1]).float().mean(1)
         return torch.stack([centroid, slope, alpha, hammarberg, flatness, zcr], 1)
@@ -156,15 +160,13 @@ class ProsodyEncoder(Encoder):
 
     @staticmethod
     def _spectral_functionals(spectral: torch.Tensor, voiced: torch.Tensor) -> np.ndarray:
-        values = []
-        for column in spectral.T:
-            on, off = column[voiced], column[~voiced]
-            values += [
-                on.mean().item() if on.numel() else 0.0,
-                on.std(correction=0).item() if on.numel() else 0.0,
-                off.mean().item() if off.numel() else 0.0,
-            ]
-        return np.array(values)
+        """Each descriptor's mean and std over voiced frames and mean over unvoiced ones (0 where
+        there are none), all descriptors at once."""
+        on, off = spectral[voiced], spectral[~voiced]
+        zeros = spectral.new_zeros(spectral.shape[1])
+        on_mean, on_std = (on.mean(0), on.std(0, correction=0)) if len(on) else (zeros, zeros)
+        off_mean = off.mean(0) if len(off) else zeros
+        return torch.stack([on_mean, on_std, off_mean], 1).flatten().numpy()
 
     @staticmethod
     def _rhythm(voiced: torch.Tensor, loudness: torch.Tensor) -> np.ndarray:
