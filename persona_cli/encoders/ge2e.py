@@ -204,12 +204,12 @@ class GE2EEncoder(Encoder):
         return {"precision": "bfloat16"} if self.bfloat16 else {}
 
     def forward(self, partials: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """The network on a batch of partials already on the device: embeddings and layer outputs,
-        float32 whatever the network ran in."""
+        """The network on a batch of partials already on the device: float32 embeddings, and the
+        layer outputs in the precision the network ran in (cast them once they are joined)."""
         precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.bfloat16 else contextlib.nullcontext()
         with precision:
-            embeds, (middle, top) = self.network(partials)
-        return embeds.float(), (middle.float(), top.float())
+            embeds, layer_outputs = self.network(partials)
+        return embeds.float(), layer_outputs
 
     #: ge2e-layers: also the upper LSTM layers' statistics
     keep_layers = False
@@ -260,7 +260,7 @@ class GE2EEncoder(Encoder):
             embeds, layer_outputs = self.forward(batch)
             partial_embeds.append(embeds.cpu())
             if keep_layers:  # first and second moments over each partial's frames
-                outputs = torch.cat(layer_outputs, dim=2)
+                outputs = torch.cat(layer_outputs, dim=2).float()
                 partial_moments.append(torch.cat([outputs.mean(1), outputs.square().mean(1)], dim=1).cpu())
         means = torch.stack([group.mean(0) for group in torch.cat(partial_embeds).split(counts)])
         embeddings = (means / torch.linalg.vector_norm(means, dim=1, keepdim=True)).numpy().astype(np.float32)
