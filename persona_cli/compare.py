@@ -14,7 +14,6 @@ from typing import Any
 from persona_cli.corpora import read_corpora
 from persona_cli.cross_validation import checked_folds, cross_validate
 from persona_cli.encoders import check_installed
-from persona_cli.encoders.ge2e import float32_lstm
 from persona_cli.errors import ModelLoadingError, UsageError
 from persona_cli.experiments import embed_clips, normalize_features, training_recipe
 from persona_cli.options import PredictOptions
@@ -56,7 +55,7 @@ def compare_encoders(
     rows: list[dict[str, Any]] = []
     for encoder_name in COMPARED_ENCODERS:
         try:
-            labelled = embed_clips(clips, float32_lstm(build_encoder(options, encoder_name)), options)
+            labelled = embed_clips(clips, build_encoder(options, encoder_name), options)
         except ModelLoadingError as error:
             log.warning("skipping encoder %s: %s", encoder_name, error)
             continue

@@ -102,7 +102,7 @@ def train(
     if cross_validating:
         checked_folds(clips, folds, split, seed)
     check_weak_neutral(weak_neutral, {c.corpus for c in clips})
-    labelled = embed_clips(clips, float32_lstm(build_encoder(options)), options)
+    labelled = embed_clips(clips, build_encoder(options), options)
     labelled = normalize_features(weakly_neutral(labelled, weak_neutral), normalize)
     if test_corpus:
         report, predictions = cross_corpus(labelled, test_corpus, config)
@@ -199,8 +199,10 @@ def embed_corpora(specs: Sequence[str], encoder: Encoder, options: PredictOption
 
 
 def embed_clips(clips: Sequence[LabelledClip], encoder: Encoder, options: PredictOptions) -> LabelledFeatures:
-    """Print what was read, and embed each clip once (reusing the on-disk cache)."""
+    """Print what was read, and embed each clip once (reusing the on-disk cache). GE2E runs in float32
+    here on every CPU, so that what is trained and cross-validated does not depend on the machine."""
     log.info("read %d labelled clips:\n%s", len(clips), summarize(clips))
+    encoder = float32_lstm(encoder)
     cache = EmbeddingCache(encoder, encoder_source=options.encoder_source)
     results = cache.embed([c.path for c in clips], options)
     log.info("%s embeddings: %d reused from cache, %d computed", encoder.name, cache.hits, cache.misses)

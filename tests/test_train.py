@@ -436,3 +436,19 @@ def test_a_fold_that_tests_one_gender_only_is_left_out_of_the_fold_mean_with_a_w
     assert "gender: the test part of fold 1 holds one gender class only" in caplog.text
     assert report["warnings"] == [caplog.records[-1].getMessage()]
     assert all(len(h.held_out_loss) == 2 for h in result.histories)
+
+
+def test_training_embeds_with_a_float32_lstm_on_any_cpu():
+    """A CPU with bfloat16 units runs predict's LSTM in bfloat16; what is trained and cross-validated
+    must not depend on the machine, so embed_clips switches it back to float32."""
+    from conftest import SAMPLE_AUDIO
+    from persona_cli.corpora import read_corpora
+    from persona_cli.encoders import load_encoder
+    from persona_cli.experiments import embed_clips
+    from persona_cli.options import PredictOptions
+
+    encoder = load_encoder("ge2e-layers+prosody")
+    encoder.parts[0].bfloat16 = True
+    labelled = embed_clips(read_corpora([str(SAMPLE_AUDIO / "manifest.csv")])[:2], encoder, PredictOptions())
+    assert not encoder.parts[0].bfloat16
+    assert labelled.features.shape == (2, encoder.dim)
