@@ -15,20 +15,27 @@ original clips. One line per run, as loco_experiments.py prints them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import numpy as np
 import soxr
-from loco_experiments import CORPORA, DATA, EMOTION_CORPORA, READ_SPEECH, line, read_speech_is_neutral, summarize
+from loco_experiments import (
+    CORPORA,
+    DATA,
+    EMOTION_CORPORA,
+    READ_SPEECH,
+    all_features,
+    line,
+    read_speech_is_neutral,
+    run_variant,
+)
 from scipy.signal import butter, fftconvolve, lfilter, sosfilt
 
 from persona_cli.audio import SAMPLE_RATE, load_audio
-from persona_cli.cross_validation import forget_untrained_tasks, prediction_table
+from persona_cli.corpora import LabelledClip
 from persona_cli.encoders.ge2e import float32_lstm
 from persona_cli.experiments import embed_corpora
 from persona_cli.options import PredictOptions
 from persona_cli.predictor import build_encoder
-from persona_cli.training import Targets, TrainConfig, fit
 
 
 def degraded(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -68,24 +75,17 @@ def main() -> None:
     for start in range(0, len(data.clips), 32):
         waves = [degraded(load_audio(clip.path), rng) for clip in data.clips[start : start + 32]]
         copies[start : start + 32] = encoder.embed(waves)
-    corpora = np.array([clip.corpus for clip in data.clips])
+    copy_of = {clip.path: vector for clip, vector in zip(data.clips, copies)}
+
+    def augmented(features: np.ndarray, clips: list[LabelledClip]) -> tuple[np.ndarray, list[LabelledClip]]:
+        """The training clips and their degraded copies, read speech as weak neutral."""
+        features = np.concatenate([features, np.stack([copy_of[clip.path] for clip in clips])])
+        return read_speech_is_neutral(features, clips + clips)
+
     for seed in args.seeds:
-        for variant in ("base", "augmented"):
-            tables = {}
-            for name in [*EMOTION_CORPORA, *READ_SPEECH]:
-                train = np.flatnonzero(corpora != name)
-                features, clips = data.features[train], [data.clips[i] for i in train]
-                if variant == "augmented":
-                    features, clips = np.concatenate([features, copies[train]]), clips + clips
-                features, clips = read_speech_is_neutral(features, clips)
-                targets = Targets.from_clips(clips)
-                config = dataclasses.replace(TrainConfig(), seed=seed)
-                model = fit(features, targets, [clip.speaker for clip in clips], data.encoder, config)[0]
-                test = np.flatnonzero(corpora == name)
-                table = prediction_table(model, data.features[test], [data.clips[i] for i in test])
-                forget_untrained_tasks(table, targets)
-                tables[name] = table
-            print(line(f"{variant} seed {seed}", summarize(tables)), flush=True)
+        for variant, transform in (("base", read_speech_is_neutral), ("augmented", augmented)):
+            result = run_variant(data, {}, transform, all_features, seed, [*EMOTION_CORPORA, *READ_SPEECH])
+            print(line(f"{variant} seed {seed}", result), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from persona_cli.encoders.ge2e import (
     PARTIAL_FRAMES,
     GE2EEncoder,
     GE2ELayersEncoder,
+    cpu_has_bfloat16_units,
     partial_starts,
     resemblyzer_partial_starts,
 )
@@ -529,13 +530,7 @@ def test_half_precision_is_refused_where_it_is_not_implemented():
         load_encoder("mfcc", half=True)
 
 
-def _cpu_has_bfloat16_units() -> bool:
-    return any(
-        getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    )
-
-
-@pytest.mark.skipif(not _cpu_has_bfloat16_units(), reason="this CPU has no bfloat16 units")
+@pytest.mark.skipif(not cpu_has_bfloat16_units(), reason="this CPU has no bfloat16 units")
 def test_bfloat16_lstm_agrees_with_float32_and_keeps_the_bundled_models_predictions(real_clips):
     """The CPU default where bfloat16 units exist, against float32, on real speech: the vectors, and
     what the bundled default model makes of them."""
@@ -568,7 +563,7 @@ def test_bfloat16_is_asked_for_switched_off_and_kept_apart_in_the_cache(monkeypa
     brain, full = GE2EEncoder(bfloat16=True), GE2EEncoder(bfloat16=False)
     assert brain.cache_identity() != full.cache_identity()  # the cache never mixes the two
     monkeypatch.delenv(BFLOAT16_SWITCH)
-    assert cpu_runs_bfloat16() == _cpu_has_bfloat16_units()
+    assert cpu_runs_bfloat16() == cpu_has_bfloat16_units()
     fused = load_encoder("ge2e-layers+prosody")
     fused.parts[0].bfloat16 = True
     assert not float32_lstm(fused).parts[0].bfloat16  # what persona train embeds with, on any CPU

@@ -116,13 +116,17 @@ def resemblyzer_partial_starts(n_samples: int) -> list[int]:
 BFLOAT16_SWITCH = "PERSONA_CPU_BFLOAT16"  # "0": float32 on every CPU
 
 
-def cpu_runs_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX) and the user allows it.
-    Elsewhere oneDNN emulates bfloat16, slower than float32."""
-    if os.environ.get(BFLOAT16_SWITCH, "").strip() == "0":
-        return False
+def cpu_has_bfloat16_units() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX). Elsewhere oneDNN
+    emulates bfloat16, slower than float32."""
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return any(probe is not None and probe() for probe in probes)
+
+
+def cpu_runs_bfloat16() -> bool:
+    """Whether the GE2E LSTM runs in bfloat16 here by default: the CPU has the units and the user
+    has not switched them off."""
+    return os.environ.get(BFLOAT16_SWITCH, "").strip() != "0" and cpu_has_bfloat16_units()
 
 
 def float32_lstm(encoder: Encoder) -> Encoder:
