@@ -44,13 +44,13 @@ def degraded(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         narrow = soxr.resample(wave, SAMPLE_RATE, 8000)
         narrow = sosfilt(butter(4, [300, 3400], "bandpass", fs=8000, output="sos"), narrow)
         return soxr.resample(narrow, 8000, SAMPLE_RATE).astype(np.float32)
-    if kind == 1:  # pink noise
+    if kind == 1:  # pink noise (the SNR drawn first: the order the documented figures were made in)
+        snr_db = rng.uniform(10, 25)
         spectrum = np.fft.rfft(rng.standard_normal(len(wave)))
         spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum)))
         spectrum[0] = 0
         noise = np.fft.irfft(spectrum, len(wave))
         noise /= np.std(noise) + 1e-9
-        snr_db = rng.uniform(10, 25)
         return (wave + noise * np.sqrt((np.mean(wave**2) + 1e-12) / 10 ** (snr_db / 10))).astype(np.float32)
     if kind == 2:  # reverberation
         rt60 = rng.uniform(0.2, 0.8)
