@@ -259,6 +259,9 @@ def _experiments():
         from persona_cli import experiments
     except ImportError as error:
         raise UsageError(f"persona train/eval need {error.name or error}: pip install 'persona-cli[train]'") from None
+    from persona_cli import runtime  # torch: experiments has imported it already
+
+    runtime.collect_garbage_again()
     return experiments
 
 

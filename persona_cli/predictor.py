@@ -105,6 +105,7 @@ class Embedder:
             )
         self.options = dataclasses.replace(options, device=device, workers=runtime.configure(options.workers))
         self.encoder = self._load(self.options)
+        runtime.collect_garbage_again()
 
     def _load(self, options: PredictOptions) -> Encoder:
         return build_encoder(options)

@@ -6,6 +6,7 @@ thread layout and memory settings as `persona predict`.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 
@@ -42,6 +43,17 @@ def configure(workers: int | None) -> int:
     torch.set_num_threads(compute_threads(workers))
     keep_large_buffers_out_of_the_heap()
     return workers
+
+
+def collect_garbage_again() -> None:
+    """Where the `persona` command started with the cyclic garbage collector off (`__main__.py`), turn
+    it back on now that the imports and the model are loaded, after one collection, leaving what they
+    made out of every later one (`gc.freeze`): it all lives until the process ends. A notebook's collector is
+    on, and stays as it is."""
+    if not gc.isenabled():
+        gc.collect()  # once, for what loading left behind: frozen, it would stay
+        gc.freeze()
+        gc.enable()
 
 
 def resolve_device(device: str) -> str:

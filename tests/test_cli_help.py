@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO_ROOT, SAMPLE_AUDIO, run_cli as run
@@ -278,3 +279,26 @@ def test_the_library_takes_model_names_too():
     model = load_model("persona-ge2e")
     assert model.name == "persona-ge2e" and model.metadata.encoder == "ge2e"
     assert json.loads(json.dumps(read_model_info("persona-ge2e").training))["corpora"]
+
+
+def test_the_command_collects_garbage_again_once_loaded_and_writes_parquet_without_pandas(tmp_path):
+    # `persona` starts with the garbage collector off (its imports make only long-lived objects);
+    # left off, a long run's reference cycles would pile up. pandas is made unimportable: the
+    # Parquet writer must not pull it in (a third of a second per run).
+    out = tmp_path / "out.parquet"
+    done = _python(
+        "import gc, sys\n"
+        "from persona_cli import __main__ as entry, runtime\n"
+        "states, collect = [], runtime.collect_garbage_again\n"
+        "def spy():\n"
+        "    states.append(gc.isenabled()); collect(); states.append(gc.isenabled())\n"
+        "runtime.collect_garbage_again = spy\n"
+        "sys.modules['pandas'] = None\n"
+        "try:\n"
+        f"    entry.main(['predict', {str(SAMPLE_AUDIO)!r}, '-o', {str(out)!r}, '--encoder', 'ge2e', '--quiet'])\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code, states, gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "0 [False, True] True True"
+    assert pq.read_table(out).num_rows == len(list(SAMPLE_AUDIO.glob("*.mp3")))
