@@ -26,7 +26,10 @@ machine to itself and its peak RSS is its own (from wait4):
   Its rate is timed over that loop only, after imports and model loading, which flatters the
   baseline a little; the ratio is therefore a lower bound.
 
-Timings vary by a few percent run to run; --repeat N reports the median of N persona runs.
+Timings vary run to run, and on a shared machine by more than that from one minute to the next.
+--repeat N runs N rounds, each a persona run followed at once by a naive run, and reports the
+median of the rounds' ratios (`speedup`, each round's in `speedup_per_round`) beside each side's
+median run.
 """
 
 from __future__ import annotations
@@ -71,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the baseline loop: resemblyzer's embed_utterance alone (default for ge2e encoders), "
         "or the same features as persona one file at a time (default otherwise)",
     )
-    parser.add_argument("--repeat", type=int, default=1, help="persona runs; the median is reported")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of a persona run and a naive run; the median round's ratio is reported",
+    )
     parser.add_argument("--skip-naive", action="store_true", help="only time persona predict")
     parser.add_argument("--naive-child", nargs=3, metavar=("LIST", "MODEL", "SOURCE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -94,9 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         file_list = tmp_dir / "files.txt"
         file_list.write_text("".join(f"{f}\n" for f in files))
 
-        runs = [_run_persona(file_list, tmp_dir / f"out{i}.parquet", args, model, source) for i in range(args.repeat)]
-        persona = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
-        persona["runs_audio_s_per_s"] = [r["audio_s_per_s"] for r in runs]
+        naive_list = tmp_dir / "naive.txt"
+        naive_list.write_text("".join(f"{f}\n" for f in files[: args.naive_limit]))
+        # Rounds: a persona run, then the loop right after it. This machine's speed can change
+        # within a minute, so each ratio compares two runs that saw the same spell.
+        runs, loops = [], []
+        for i in range(args.repeat):
+            runs.append(_run_persona(file_list, tmp_dir / f"out{i}.parquet", args, model, source))
+            if not args.skip_naive:
+                loops.append(_run_naive(naive_list, args, model, source))
+        persona = {**_median(runs), "runs_audio_s_per_s": [run["audio_s_per_s"] for run in runs]}
         result = {
             "corpus": [str(p) for p in (args.inputs or [DEFAULT_CORPUS])],
             "files": len(files),
@@ -104,27 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_cores": len(os.sched_getaffinity(0)),
             "persona": persona,
         }
-        if not args.skip_naive:
+        if loops:
+            ratios = [round(run["audio_s_per_s"] / loop["audio_s_per_s"], 2) for run, loop in zip(runs, loops)]
             result["naive_loop"] = args.naive
-            naive_files = files[: args.naive_limit]
-            naive_list = tmp_dir / "naive.txt"
-            naive_list.write_text("".join(f"{f}\n" for f in naive_files))
-            naive = _run_child(
-                [
-                    sys.executable,
-                    __file__,
-                    "--encoder",
-                    args.encoder,
-                    "--naive",
-                    args.naive,
-                    "--naive-child",
-                    str(naive_list),
-                    str(model or ""),
-                    source or "",
-                ]
-            )
-            result["naive"] = naive
-            result["speedup"] = round(persona["audio_s_per_s"] / naive["audio_s_per_s"], 2)
+            result["naive"] = {**_median(loops), "runs_audio_s_per_s": [loop["audio_s_per_s"] for loop in loops]}
+            result["speedup"] = sorted(ratios)[len(ratios) // 2]
+            result["speedup_per_round"] = ratios
     print(json.dumps(result, indent=2))
     return 0
 
@@ -172,6 +172,15 @@ def _run_persona(file_list: Path, out: Path, args, model: Path | None, source: s
         "peak_rss_mb": run["peak_rss_mb"],
         "exit_code": run["exit_code"],
     }
+
+
+def _median(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda run: run["audio_s_per_s"])[len(runs) // 2]
+
+
+def _run_naive(naive_list: Path, args, model: Path | None, source: str | None) -> dict:
+    command = [sys.executable, __file__, "--encoder", args.encoder, "--naive", args.naive]
+    return _run_child(command + ["--naive-child", str(naive_list), str(model or ""), source or ""])
 
 
 def _run_child(command: list[str], parse_json: bool = True) -> dict:
