@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -135,18 +136,23 @@ class SignalStats:
         """Count one (frames, channels) float32 block; returns it with NaN/inf replaced by 0."""
         self.frames += block.shape[0]
         self.samples += block.size
-        finite = np.isfinite(block)
-        bad = block.size - int(np.count_nonzero(finite))
-        if bad:
-            self.non_finite += bad
+        if not block.size:
+            return block
+        # Few passes over the block, each one whole-array call: the workers share one interpreter,
+        # and every small numpy call holds it for a moment. A plain reduction, not np.dot: BLAS
+        # calls wake OpenBLAS's thread pool, whose spinning threads then compete with torch's for
+        # the cores (it halved predict's throughput).
+        sum_squares = float(np.square(block, dtype=np.float64).sum())
+        if not math.isfinite(sum_squares):  # a NaN or an infinity somewhere (rare): find them
+            finite = np.isfinite(block)
+            self.non_finite += block.size - int(np.count_nonzero(finite))
             block = np.where(finite, block, np.float32(0))
-        if block.size:
-            magnitude = np.abs(block)
-            self.full_scale += int(np.count_nonzero(magnitude >= FULL_SCALE))
-            self.peak = max(self.peak, float(magnitude.max()))
-            # a plain reduction, not np.dot: BLAS calls wake OpenBLAS's thread pool, whose spinning
-            # threads then compete with torch's for the cores (it halved predict's throughput)
-            self.sum_squares += float(np.square(block, dtype=np.float64).sum())
+            sum_squares = float(np.square(block, dtype=np.float64).sum())
+        peak = max(float(block.max()), -float(block.min()))
+        if peak >= FULL_SCALE:
+            self.full_scale += int(np.count_nonzero(np.abs(block) >= FULL_SCALE))
+        self.peak = max(self.peak, peak)
+        self.sum_squares += sum_squares
         return block
 
     @property
@@ -279,7 +285,8 @@ def _decoded(f: sf.SoundFile, stats: SignalStats) -> Iterator[np.ndarray]:
             raise AudioLoadError(f"decode error: {_reason(err)}") from None
         last = not len(block)
         # Zero NaN/inf before the downmix and the resampler, which would smear them over neighbours.
-        mono = stats.add(block).mean(axis=1, dtype=np.float32)
+        block = stats.add(block)
+        mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
         yield mono if stream is None else stream.resample_chunk(mono, last=last)
         if last:
             return
