@@ -20,15 +20,11 @@ the real clips is judged non-speech. predictor.py decides what too little speech
 from __future__ import annotations
 
 import threading
-import warnings
 
+# webrtcvad's C module, called directly: its Python wrapper (webrtcvad.Vad) adds a method call to
+# every 30 ms window, and importing it imports pkg_resources to read its version (80 ms per run)
+import _webrtcvad
 import numpy as np
-
-with warnings.catch_warnings():
-    # webrtcvad imports pkg_resources only to read its own version, which setuptools now warns about
-    warnings.simplefilter("ignore", UserWarning)
-    import _webrtcvad  # webrtcvad's C module, to re-initialise a detector (see _fresh_vad)
-    import webrtcvad
 
 SAMPLE_RATE = 16_000  # audio.SAMPLE_RATE, repeated so that this module stays free of audio.py's imports
 VAD_WINDOW = 480  # 30 ms at 16 kHz, a frame size webrtcvad accepts
@@ -64,8 +60,8 @@ def normalize_volume(wave: np.ndarray) -> np.ndarray:
 _thread_vads = threading.local()
 
 
-def _fresh_vad() -> webrtcvad.Vad:
-    """A detector in its initial state, mode 3, for this thread.
+def _fresh_vad() -> object:
+    """A detector in its initial state, mode 3, for this thread (webrtcvad's handle).
 
     Each waveform needs a fresh one: webrtcvad adapts its noise model as it goes, so a shared
     detector would make a file's result depend on the files before it. But webrtcvad never frees a
@@ -74,9 +70,9 @@ def _fresh_vad() -> webrtcvad.Vad:
     """
     vad = getattr(_thread_vads, "vad", None)
     if vad is None:
-        vad = _thread_vads.vad = webrtcvad.Vad()
-    _webrtcvad.init(vad._vad)
-    vad.set_mode(3)
+        vad = _thread_vads.vad = _webrtcvad.create()
+    _webrtcvad.init(vad)
+    _webrtcvad.set_mode(vad, 3)
     return vad
 
 
@@ -88,8 +84,9 @@ def voiced_windows(wave: np.ndarray) -> np.ndarray:
     # clip before the int16 cast: volume normalisation can push peaks past full scale
     pcm = np.clip(np.round(wave * INT16_MAX), -INT16_MAX - 1, INT16_MAX).astype("<i2").tobytes()
     window_bytes = VAD_WINDOW * 2
+    is_speech = _webrtcvad.process
     voiced = np.array(
-        [vad.is_speech(pcm[i : i + window_bytes], SAMPLE_RATE) for i in range(0, len(pcm), window_bytes)],
+        [is_speech(vad, SAMPLE_RATE, pcm[i : i + window_bytes], VAD_WINDOW) for i in range(0, len(pcm), window_bytes)],
         dtype=np.float64,
     )
     if voiced.size == 0:

@@ -15,7 +15,6 @@ import argparse
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +28,6 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100, help="Common Voice MP3s to run (default 100)")
     args = parser.parse_args()
 
-    warnings.filterwarnings("ignore", category=UserWarning)  # webrtcvad's pkg_resources notice
     import torch
 
     from persona_cli.audio import find_audio_files, iter_chunks, load_audio
