@@ -40,6 +40,7 @@ def main() -> None:
     loud = [normalize_volume(w) for w in waves]
     voiced = [voiced_windows(w) for w in loud]
     encoder = load_encoder("ge2e")
+    prosody = load_encoder("prosody")
 
     def each(stage: Callable[[int], object]) -> Callable[[], None]:
         return lambda: [stage(i) for i in range(len(files))]
@@ -55,6 +56,7 @@ def main() -> None:
         "speech check": each(lambda i: speech_seconds(loud[i], voiced[i])),
         "GE2E front end (all of the above but decoding, + mel)": each(lambda i: encoder._partials_and_speech(waves[i])),
         "GE2E encoder, 8 files per call": in_groups_of_8,
+        "prosody (the default's other half)": each(lambda i: prosody.embed([waves[i]])),
     }
     print(f"{len(files)} files, {sum(len(w) for w in waves) / 16_000 / 60:.1f} min of audio")
     print("| stage | one thread, 2 passes | two threads, 1 pass each | scaling |")
