@@ -254,7 +254,8 @@ def models_command(models: opt.ModelsArg = None) -> None:
 
 
 def _experiments():
-    """experiments.py, which needs the `train` extra (pandas, matplotlib)."""
+    """experiments.py, which needs the `train` extra (pandas, matplotlib). Its imports are the bulk
+    of what train and eval load, so the garbage collector comes back on once they are in."""
     try:
         from persona_cli import experiments
     except ImportError as error:

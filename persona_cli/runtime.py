@@ -47,9 +47,9 @@ def configure(workers: int | None) -> int:
 
 def collect_garbage_again() -> None:
     """Where the `persona` command started with the cyclic garbage collector off (`__main__.py`), turn
-    it back on now that the imports and the model are loaded, after one collection, leaving what they
-    made out of every later one (`gc.freeze`): it all lives until the process ends. A notebook's collector is
-    on, and stays as it is."""
+    it back on now that the imports and the model are loaded: one collection, then what loading made
+    is frozen out of every later one (`gc.freeze`), since it all lives until the process ends. A
+    notebook's collector is on, and stays as it is."""
     if not gc.isenabled():
         gc.collect()  # once, for what loading left behind: frozen, it would stay
         gc.freeze()
