@@ -263,9 +263,11 @@ class GE2EEncoder(Encoder):
             batch = all_partials[i : i + MAX_PARTIALS_PER_FORWARD].to(self.device, self.dtype, non_blocking=on_gpu)
             embeds, layer_outputs = self.forward(batch)
             partial_embeds.append(embeds.cpu())
-            if keep_layers:  # first and second moments over each partial's frames
-                outputs = torch.cat(layer_outputs, dim=2).float()
-                partial_moments.append(torch.cat([outputs.mean(1), outputs.square().mean(1)], dim=1).cpu())
+            if keep_layers:  # first and second moments over each partial's frames, [means | mean squares]
+                # layer by layer: joining the two (time-major) layer outputs first took 6x as long
+                outputs = [layer.float() for layer in layer_outputs]
+                moments = [layer.mean(1) for layer in outputs] + [layer.square().mean(1) for layer in outputs]
+                partial_moments.append(torch.cat(moments, dim=1).cpu())
         means = torch.stack([group.mean(0) for group in torch.cat(partial_embeds).split(counts)])
         embeddings = (means / torch.linalg.vector_norm(means, dim=1, keepdim=True)).numpy().astype(np.float32)
         if not keep_layers:
