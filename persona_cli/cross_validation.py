@@ -141,8 +141,12 @@ def forget_untrained_tasks(table: dict[str, np.ndarray], trained: Targets) -> No
         table["age_true"] = np.full_like(table["age_true"], np.nan)
 
 
-def score(table: dict[str, np.ndarray], corpora: np.ndarray, age_baseline: float) -> tuple[dict, dict[str, dict]]:
-    """Overall and per-corpus metrics of one prediction table."""
+def score(
+    table: dict[str, np.ndarray], corpora: np.ndarray, age_baseline: float | np.ndarray
+) -> tuple[dict, dict[str, dict]]:
+    """Overall and per-corpus metrics of one prediction table; `age_baseline` is the training mean
+    age of the model that judged the clips, or of each clip's model (one per clip)."""
+    age_baseline = np.broadcast_to(np.asarray(age_baseline, dtype=float), corpora.shape)
     from persona_cli.metrics import task_metrics
 
     def metrics_for(mask: np.ndarray) -> dict:
@@ -153,7 +157,7 @@ def score(table: dict[str, np.ndarray], corpora: np.ndarray, age_baseline: float
             table["emotion_pred"][mask],
             table["gender_pred"][mask],
             table["age_pred"][mask],
-            age_baseline,
+            age_baseline[mask],
         )
 
     def with_calibration(mask: np.ndarray) -> dict:
@@ -211,7 +215,7 @@ def cross_validate(
     fold_of = np.full(len(clips), -1)
     fold_reports: list[dict[str, Any]] = []
     histories: list[TrainingHistory] = []
-    baselines = np.zeros(len(clips), np.float32)
+    baselines = np.zeros(len(clips))  # each clip's model's training mean age
     test_sets = checked_folds(clips, folds, split, config.seed)
     folds = len(test_sets)  # leave-one-corpus-out: one per corpus, whatever was asked
     for k, test_index in enumerate(test_sets):
@@ -246,8 +250,9 @@ def cross_validate(
     temperatures = {"emotion": 1.0, "gender": 1.0}
     if split == "corpus":
         temperatures = _calibrate_out_of_corpus(pooled, corpora)
-    # pooled metrics judge each clip by its own fold's model; the age baseline is each fold's training mean
-    overall, per_corpus = score(pooled, corpora, float(baselines.mean()))
+    # pooled metrics judge each clip by its own fold's model, and its age against that model's
+    # training mean: with one corpus held out per fold, that mean differs from fold to fold
+    overall, per_corpus = score(pooled, corpora, baselines)
     degenerate = single_class_folds(fold_reports)
     scored = [
         {task: v for task, v in f["overall"].items() if f["fold"] not in degenerate.get(task, ())} for f in fold_reports

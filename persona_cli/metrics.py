@@ -95,26 +95,28 @@ def gender_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, Any] | 
     return {key: result[key] for key in ("accuracy", "n", "confusion", "labels")}
 
 
-def age_metrics(true: np.ndarray, predicted: np.ndarray, baseline_mean: float) -> dict[str, Any] | None:
+def age_metrics(true: np.ndarray, predicted: np.ndarray, baseline_mean: float | np.ndarray) -> dict[str, Any] | None:
     """RMSE and MAE in years over clips with an age, beside those of always guessing `baseline_mean`.
 
     `baseline_mean` must be the TRAINING mean age: the test mean would give the baseline knowledge
-    of the test set that no model has.
+    of the test set that no model has. Clips judged by different models (the folds of a
+    cross-validation) each take their own model's: pass one mean per clip.
     """
     true, predicted = np.asarray(true, dtype=float), np.asarray(predicted, dtype=float)
     if true.shape != predicted.shape or true.ndim != 1:
         raise ValueError(f"true and predicted must be 1-D of equal length, got {true.shape} and {predicted.shape}")
-    if not math.isfinite(baseline_mean):
+    baseline = np.broadcast_to(np.asarray(baseline_mean, dtype=float), true.shape)
+    if not np.all(np.isfinite(baseline)):
         raise ValueError(f"baseline_mean must be a finite number of years, got {baseline_mean}")
     mask = ~np.isnan(true)
     if not mask.any():
         return None
-    true, predicted = true[mask], predicted[mask]
+    true, predicted, baseline = true[mask], predicted[mask], baseline[mask]
     # a NaN prediction would turn the whole RMSE into NaN without saying which clip; refuse it instead
     if not np.all(np.isfinite(predicted)):
         raise ValueError("predicted age must be finite for every clip with an age label")
     error = predicted - true
-    baseline_error = baseline_mean - true
+    baseline_error = baseline - true
     return {
         "rmse": float(np.sqrt(np.mean(error**2))),
         "mae": float(np.mean(np.abs(error))),
@@ -131,7 +133,7 @@ def task_metrics(
     pred_emotion: np.ndarray,
     pred_gender: np.ndarray,
     pred_age: np.ndarray,
-    age_baseline: float,
+    age_baseline: float | np.ndarray,
 ) -> dict[str, dict[str, Any]]:
     """All three tasks for one set of clips, as {"emotion": ..., "gender": ..., "age": ...}, absent tasks omitted."""
     results = {

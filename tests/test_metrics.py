@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from persona_cli.cross_validation import PROTOCOLS
-from persona_cli.labels import EMOTIONS, GENDERS
+from persona_cli.labels import EMOTIONS, GENDERS, MISSING
 from persona_cli.metrics import (
     age_metrics,
     emotion_metrics,
@@ -116,6 +116,35 @@ def test_age_errors_and_training_mean_baseline():
     assert result["rmse"] == pytest.approx(math.sqrt(13 / 3))
     assert result["baseline_mae"] == pytest.approx(25 / 3)
     assert result["baseline_rmse"] == pytest.approx(math.sqrt(275 / 3))
+
+
+def test_age_baseline_per_clip_takes_each_clips_own_training_mean():
+    # two folds' clips pooled: the first judged by a model trained on a mean age of 20, the second 40
+    true = np.array([22.0, NAN, 38.0])
+    result = age_metrics(true, np.array([21.0, 0.0, 39.0]), baseline_mean=np.array([20.0, 30.0, 40.0]))
+    assert result["baseline_mae"] == pytest.approx(2.0)  # |20 - 22| and |40 - 38|, not |30 - x|
+    assert result["baseline_rmse"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="finite"):
+        age_metrics(true, true, baseline_mean=np.array([20.0, NAN, 40.0]))
+
+
+def test_pooled_score_judges_each_held_out_corpus_against_its_own_folds_training_mean():
+    # leave-one-corpus-out: corpus "a" was held out by a model trained on a mean age of 40, "b" by
+    # one trained on 20; a pooled mean of the two (30) would flatter the baseline on both
+    from persona_cli.cross_validation import score
+
+    table = {
+        "emotion_true": np.full(4, MISSING),
+        "emotion_pred": np.zeros(4, int),
+        "gender_true": np.full(4, MISSING),
+        "gender_pred": np.zeros(4, int),
+        "age_true": np.array([30.0, 30.0, 30.0, 30.0]),
+        "age_pred": np.array([31.0, 29.0, 31.0, 29.0]),
+    }
+    _, per_corpus = score(table, np.array(["a", "a", "b", "b"]), np.array([40.0, 40.0, 20.0, 20.0]))
+    assert per_corpus["a"]["age"]["baseline_rmse"] == pytest.approx(10.0)
+    assert per_corpus["b"]["age"]["baseline_rmse"] == pytest.approx(10.0)
+    assert per_corpus["a"]["age"]["rmse"] == pytest.approx(1.0)
 
 
 def test_task_metrics_omits_tasks_without_labels():
