@@ -18,7 +18,6 @@ Conventions, chosen once here so every report agrees:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
