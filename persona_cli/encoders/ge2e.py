@@ -266,8 +266,8 @@ class GE2EEncoder(Encoder):
             if keep_layers:  # first and second moments over each partial's frames, [means | mean squares]
                 # layer by layer: joining the two (time-major) layer outputs first took 6x as long
                 outputs = [layer.float() for layer in layer_outputs]
-                moments = [layer.mean(1) for layer in outputs] + [layer.square().mean(1) for layer in outputs]
-                partial_moments.append(torch.cat(moments, dim=1).cpu())
+                per_layer = [layer.mean(1) for layer in outputs] + [layer.square().mean(1) for layer in outputs]
+                partial_moments.append(torch.cat(per_layer, dim=1).cpu())
         means = torch.stack([group.mean(0) for group in torch.cat(partial_embeds).split(counts)])
         embeddings = (means / torch.linalg.vector_norm(means, dim=1, keepdim=True)).numpy().astype(np.float32)
         if not keep_layers:

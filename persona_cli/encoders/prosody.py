@@ -93,10 +93,10 @@ class ProsodyEncoder(Encoder):
 
     @staticmethod
     def _frames(wave: np.ndarray) -> torch.Tensor:
-        wave = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-        if wave.numel() < FRAME:
-            wave = torch.nn.functional.pad(wave, (0, FRAME - wave.numel()))
-        return wave.unfold(0, FRAME, HOP)  # (n, FRAME), a view
+        samples = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+        if samples.numel() < FRAME:
+            samples = torch.nn.functional.pad(samples, (0, FRAME - samples.numel()))
+        return samples.unfold(0, FRAME, HOP)  # (n, FRAME), a view
 
     def _measure(self, frames_per_file: list[torch.Tensor]) -> np.ndarray:
         """(3 + len(SPECTRAL), total frames): the measures of every file's frames in turn (see
@@ -106,7 +106,9 @@ class ProsodyEncoder(Encoder):
         short clip alone would pay the per-call cost of some thirty tensor operations for a few
         hundred frames. The block bounds the memory a long chunk takes."""
         pieces = [piece for frames in frames_per_file for piece in frames.split(FRAMES_PER_BLOCK)]
-        blocks, block, size = [], [], 0
+        blocks: list[torch.Tensor] = []
+        block: list[torch.Tensor] = []
+        size = 0
         for piece in pieces:
             if size + len(piece) > FRAMES_PER_BLOCK and block:
                 blocks.append(self._frame_measures(torch.cat(block)))
