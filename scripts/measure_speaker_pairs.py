@@ -100,6 +100,8 @@ def cluster_pairs(conversations: list[Conversation], cut: float) -> np.ndarray:
 
         for a in range(len(members)):
             for b in range(a + 1, len(members)):
+                if named[a] is None or named[b] is None:  # a cluster of pauses and noise: no speaker to compare
+                    continue
                 across = raw_similarity[np.ix_(members[a], members[b])].mean()
                 rows.append(
                     (
@@ -109,7 +111,7 @@ def cluster_pairs(conversations: list[Conversation], cut: float) -> np.ndarray:
                         centred_similarity[np.ix_(members[a], members[b])].mean(),
                     )
                 )
-    return np.array(rows, dtype=float)
+    return np.array(rows, dtype=float).reshape(-1, 4)
 
 
 def _within(similarity: np.ndarray, members: np.ndarray) -> float:
@@ -153,6 +155,9 @@ def main() -> None:
     for label, conversations in pair_sets.items():
         rows = cluster_pairs(conversations, args.cut)
         same = rows[:, 0] == 1
+        if same.all() or not same.any():
+            print(f"| {label} | (no pairs of both kinds to compare) | | |")
+            continue
         for column, similarity in enumerate(("raw centre cosine", "raw ratio", "centred cross"), start=1):
             one, two = rows[same, column], rows[~same, column]
             print(

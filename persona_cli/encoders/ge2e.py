@@ -209,7 +209,7 @@ class GE2EEncoder(Encoder):
 
     def forward(self, partials: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """The network on a batch of partials already on the device: float32 embeddings, and the
-        layer outputs in the precision the network ran in (cast them once they are joined)."""
+        layer outputs in the precision the network ran in (cast them when their moments are taken)."""
         precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.bfloat16 else contextlib.nullcontext()
         with precision:
             embeds, layer_outputs = self.network(partials)
@@ -264,7 +264,8 @@ class GE2EEncoder(Encoder):
             embeds, layer_outputs = self.forward(batch)
             partial_embeds.append(embeds.cpu())
             if keep_layers:  # first and second moments over each partial's frames, [means | mean squares]
-                # layer by layer: joining the two (time-major) layer outputs first took 6x as long
+                # layer by layer: joining the two time-major layer outputs first was the slow part
+                # (docs/speed.md, "Cheaper layer moments")
                 outputs = [layer.float() for layer in layer_outputs]
                 per_layer = [layer.mean(1) for layer in outputs] + [layer.square().mean(1) for layer in outputs]
                 partial_moments.append(torch.cat(per_layer, dim=1).cpu())

@@ -48,5 +48,5 @@ def power_mel(wave: torch.Tensor, filters: torch.Tensor, hop: int) -> torch.Tens
         pad_mode="constant",
         return_complex=True,
     )
-    # |X|² as X times its conjugate: abs() takes a square root only for pow(2) to undo it, 8x slower
+    # |X|² as X times its conjugate: abs() would take a square root only for pow(2) to undo it
     return (filters @ (spectrum * spectrum.conj()).real).T
