@@ -202,23 +202,47 @@ def diarize(
     regions = _speech_regions(listening.voiced)
     if not regions:
         return []
-    pieces = [piece for region in regions for piece in _cut(region, PIECE_SECONDS)]
-    raw_vectors, kept = _piece_vectors(pieces, listening.window_vectors, listening.window_centres_s)
-    if len(kept) == 0:  # speech, but no window of it long enough to embed: one speaker
+    pieces = clustering_pieces(listening, regions)
+    if pieces is None:  # speech, but no window of it long enough to embed: one speaker
         labels_of_windows = np.zeros(len(listening.window_centres_s), int)
     else:
-        # What every window shares (the ReLU'd embedding's common direction, the room, the channel)
-        # says nothing about who speaks; without it the speakers' differences stand out.
-        centred = _normalised(listening.window_vectors - listening.window_vectors.mean(axis=0))
-        piece_vectors, _ = _piece_vectors(pieces, centred, listening.window_centres_s)
-        durations = np.array([pieces[i][1] - pieces[i][0] for i in kept])
-        piece_labels = cluster(piece_vectors, durations, speakers, min_speakers, max_speakers, raw=raw_vectors)
-        labels_of_windows = (centred @ _centres(piece_vectors, durations, piece_labels).T).argmax(axis=1)
+        piece_labels = cluster(pieces.centred, pieces.durations, speakers, min_speakers, max_speakers, raw=pieces.raw)
+        centres = _centres(pieces.centred, pieces.durations, piece_labels)
+        labels_of_windows = (pieces.centred_windows @ centres.T).argmax(axis=1)
     turns: list[Turn] = []
     for region in regions:
         turns.extend(_turns_in(region, listening.window_centres_s, labels_of_windows))
     return_free_memory()  # the clustering's distance matrix and copies of the vectors
     return _in_order_of_first_speech(turns)
+
+
+@dataclass
+class Pieces:
+    """What the clustering works on: a recording's speech regions cut into pieces of at most
+    PIECE_SECONDS, each described by the mean of the windows centred in it."""
+
+    spans: list[tuple[float, float]]  # (start_s, end_s) of each piece with a window near it
+    raw: np.ndarray  # (n, dim) their windows' embeddings, averaged and normalised
+    centred: np.ndarray  # (n, dim) the same from the centred windows
+    centred_windows: np.ndarray  # (windows, dim) every window, centred on the recording's mean and normalised
+
+    @property
+    def durations(self) -> np.ndarray:
+        return np.array([end - start for start, end in self.spans])
+
+
+def clustering_pieces(listening: Listening, regions: list[tuple[float, float]]) -> Pieces | None:
+    """The pieces of `regions` (diarize's speech regions of `listening`), or None when no piece
+    has a window near it."""
+    spans = [piece for region in regions for piece in _cut(region, PIECE_SECONDS)]
+    raw, kept = _piece_vectors(spans, listening.window_vectors, listening.window_centres_s)
+    if len(kept) == 0:
+        return None
+    # What every window shares (the ReLU'd embedding's common direction, the room, the channel)
+    # says nothing about who speaks; without it the speakers' differences stand out.
+    centred_windows = _normalised(listening.window_vectors - listening.window_vectors.mean(axis=0))
+    centred, _ = _piece_vectors(spans, centred_windows, listening.window_centres_s)
+    return Pieces([spans[i] for i in kept], raw, centred, centred_windows)
 
 
 def cluster(
@@ -415,4 +439,4 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
-__all__ = ["Listening", "Turn", "cluster", "diarize", "listen"]
+__all__ = ["Listening", "Pieces", "Turn", "cluster", "clustering_pieces", "diarize", "listen"]

@@ -72,19 +72,12 @@ def cluster_pairs(conversations: list[Conversation], cut: float) -> np.ndarray:
     """One row per pair of clusters: same speaker (0/1), raw centre cosine, raw ratio, centred cross."""
     rows = []
     for listening, reference in conversations:
-        pieces = [
-            p
-            for r in diarization._speech_regions(listening.voiced)
-            for p in diarization._cut(r, diarization.PIECE_SECONDS)
-        ]
-        raw, kept = diarization._piece_vectors(pieces, listening.window_vectors, listening.window_centres_s)
-        if len(kept) < 3:
+        pieces = diarization.clustering_pieces(listening, diarization._speech_regions(listening.voiced))
+        if pieces is None or len(pieces.spans) < 3:
             continue
-        centred = diarization._normalised(listening.window_vectors - listening.window_vectors.mean(axis=0))
-        vectors, _ = diarization._piece_vectors(pieces, centred, listening.window_centres_s)
-        durations = np.array([pieces[i][1] - pieces[i][0] for i in kept])
+        raw, vectors, durations = pieces.raw, pieces.centred, pieces.durations
         speaker_of = [
-            next((s for a, b, s in reference if a <= (pieces[i][0] + pieces[i][1]) / 2 <= b), None) for i in kept
+            next((s for a, b, s in reference if a <= (start + end) / 2 <= b), None) for start, end in pieces.spans
         ]
         tree = linkage(vectors.astype(np.float64), method="average", metric="cosine")
         labels = diarization._fold_small_clusters(
