@@ -63,6 +63,9 @@ class TrainConfig:
     # Weight of a corpus classifier trained against the trunk through gradient reversal (Ganin &
     # Lempitsky 2015): the shared features are pushed to stop telling the corpora apart. 0: off.
     corpus_adversarial: float = 0.0
+    # The same against a speaker classifier over the training speakers with at least
+    # ADVERSARY_MIN_CLIPS clips (Tran & Soleymani: keep emotion, drop identity). 0: off.
+    speaker_adversarial: float = 0.0
     # Share of each emotion target spread over the other classes (Szegedy et al. 2016): a head that
     # must never be certain stays less over-confident on recordings unlike its training. 0: off.
     label_smoothing: float = 0.0
@@ -208,6 +211,22 @@ class _ReverseGradient(torch.autograd.Function):
         return -ctx.scale * grad, None
 
 
+#: fewest training clips a speaker needs to be one of the speaker adversary's classes
+ADVERSARY_MIN_CLIPS = 8
+
+
+def speaker_classes(speakers: Sequence[str], corpus: np.ndarray) -> np.ndarray:
+    """Each clip's speaker as a class index for the speaker adversary, -100 (ignored) for speakers with
+    too few clips to be told apart (Common Voice's one or two)."""
+    keys = [f"{c}/{s}" for c, s in zip(corpus, speakers)]
+    counts: dict[str, int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    kept = sorted(k for k, n in counts.items() if n >= ADVERSARY_MIN_CLIPS)
+    index = {k: i for i, k in enumerate(kept)}
+    return np.array([index.get(k, -100) for k in keys], np.int64)
+
+
 def corpus_weights(corpus: np.ndarray) -> np.ndarray:
     """Per-clip weights under which every corpus sums to the same total."""
     counts = np.bincount(corpus)
@@ -274,27 +293,39 @@ def _fit(
     network.feature_mean.copy_(torch.from_numpy(train_features.mean(0)))
     network.feature_std.copy_(torch.from_numpy(input_scale(train_features)))
 
-    def tensors(inputs: np.ndarray, labels: Targets) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def tensors(
+        inputs: np.ndarray, labels: Targets, labels_speakers: Sequence[str]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         corpus = np.zeros(len(inputs), np.int64) if labels.corpus is None else labels.corpus
         return torch.from_numpy(inputs).float(), {
             "emotion": torch.from_numpy(labels.emotion),
             "gender": torch.from_numpy(labels.gender),
             "age_z": torch.from_numpy((labels.age - age_mean) / age_std).float(),
             "corpus": torch.from_numpy(corpus),
+            "speaker": torch.from_numpy(speaker_classes(labels_speakers, corpus)),
             "weight": torch.from_numpy(
                 corpus_weights(corpus) if config.balance_corpora else np.ones(len(inputs), np.float32)
             ),
         }
 
-    train_x, train_y = tensors(train_features, targets.subset(train_index))
-    validation_x, validation_y = tensors(features[validation_index], targets.subset(validation_index))
+    train_x, train_y = tensors(train_features, targets.subset(train_index), [speakers[i] for i in train_index])
+    validation_x, validation_y = tensors(
+        features[validation_index], targets.subset(validation_index), [speakers[i] for i in validation_index]
+    )
     if held_out is not None:
-        held_out_x, held_out_y = tensors(*held_out)
+        held_out_x, held_out_y = tensors(*held_out, ["?"] * len(held_out[0]))
     n_corpora = int(train_y["corpus"].max()) + 1 if len(train_y["corpus"]) else 1
     use_adversary = config.corpus_adversarial > 0 and n_corpora > 1
     # built only when used: its initialisation would draw from the seeded generator the recipe relies on
     adversary = nn.Linear(network.emotion.in_features, n_corpora) if use_adversary else None
-    parameters = [*network.parameters(), *(adversary.parameters() if adversary is not None else ())]
+    n_speakers = int(train_y["speaker"].max()) + 1
+    use_speaker_adversary = config.speaker_adversarial > 0 and n_speakers > 1
+    speaker_adversary = nn.Linear(network.emotion.in_features, n_speakers) if use_speaker_adversary else None
+    parameters = [
+        *network.parameters(),
+        *(adversary.parameters() if adversary is not None else ()),
+        *(speaker_adversary.parameters() if speaker_adversary is not None else ()),
+    ]
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler: torch.optim.lr_scheduler.CosineAnnealingLR | torch.optim.lr_scheduler.ReduceLROnPlateau
     if config.lr_schedule == "cosine":
@@ -328,6 +359,11 @@ def _fit(
             if adversary is not None:
                 reversed_shared = _ReverseGradient.apply(shared, config.corpus_adversarial)
                 loss = loss + nn.functional.cross_entropy(adversary(reversed_shared), batch_y["corpus"])
+            if speaker_adversary is not None and (batch_y["speaker"] >= 0).any():
+                reversed_shared = _ReverseGradient.apply(shared, config.speaker_adversarial)
+                loss = loss + nn.functional.cross_entropy(
+                    speaker_adversary(reversed_shared), batch_y["speaker"], ignore_index=-100
+                )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

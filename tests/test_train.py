@@ -17,7 +17,15 @@ from persona_cli.corpora import LabelledClip
 from persona_cli.cross_validation import cross_validate, make_folds
 from persona_cli.labels import EMOTIONS
 from persona_cli.model import load_model
-from persona_cli.training import MISSING, Targets, TrainConfig, fit, multitask_loss
+from persona_cli.training import (
+    ADVERSARY_MIN_CLIPS,
+    MISSING,
+    Targets,
+    TrainConfig,
+    fit,
+    multitask_loss,
+    speaker_classes,
+)
 
 
 def clip(i: int, corpus: str, speaker: str, emotion=None, gender=None, age=None) -> LabelledClip:
@@ -88,6 +96,28 @@ def test_fit_is_deterministic_and_learns_a_separable_signal():
     assert np.array_equal(a.emotion_probs, b.emotion_probs) and np.array_equal(a.age_years, b.age_years)
     assert (a.gender_probs.argmax(1) == targets.gender).mean() > 0.8  # chance is 0.5
     assert 20 <= first.metadata.age_mean <= 60  # standardisation uses the labelled training ages only
+
+
+def test_speaker_adversary_classes_are_the_speakers_with_enough_clips_per_corpus():
+    speakers = ["a"] * ADVERSARY_MIN_CLIPS + ["b"] * (ADVERSARY_MIN_CLIPS - 1) + ["a"] * ADVERSARY_MIN_CLIPS
+    corpus = np.array([0] * (2 * ADVERSARY_MIN_CLIPS - 1) + [1] * ADVERSARY_MIN_CLIPS)
+    classes = speaker_classes(speakers, corpus)
+    first, second = classes[0], classes[-1]
+    assert (classes[:ADVERSARY_MIN_CLIPS] == first).all() and (classes[-ADVERSARY_MIN_CLIPS:] == second).all()
+    assert first != second >= 0  # one speaker name in two corpora is two people
+    assert (classes[ADVERSARY_MIN_CLIPS:-ADVERSARY_MIN_CLIPS] == -100).all()  # too few clips: ignored
+
+
+def test_fit_with_a_speaker_adversary_still_learns_the_tasks():
+    rng = np.random.default_rng(0)
+    clips = mixed_clips()
+    targets = Targets.from_clips(clips)
+    features = rng.standard_normal((len(clips), 32)).astype(np.float32)
+    features[:, 0] += 3 * targets.gender
+    config = TrainConfig(head="fcn", epochs=60, validation_fraction=0.0, speaker_adversarial=0.1)
+    model, history = fit(features, targets, [c.speaker for c in clips], "test", config)
+    assert (model.predict(features).gender_probs.argmax(1) == targets.gender).mean() > 0.8
+    assert np.isfinite(history.train_loss).all()
 
 
 @pytest.fixture
