@@ -308,9 +308,9 @@ def _fit(
             ),
         }
 
-    train_x, train_y = tensors(train_features, targets.subset(train_index), [speakers[i] for i in train_index])
+    train_x, train_y = tensors(train_features, targets.subset(train_index), [speakers[int(i)] for i in train_index])
     validation_x, validation_y = tensors(
-        features[validation_index], targets.subset(validation_index), [speakers[i] for i in validation_index]
+        features[validation_index], targets.subset(validation_index), [speakers[int(i)] for i in validation_index]
     )
     if held_out is not None:
         held_out_x, held_out_y = tensors(*held_out, ["?"] * len(held_out[0]))
