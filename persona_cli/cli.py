@@ -67,6 +67,7 @@ def predict_command(
     resume: opt.ResumeOpt = False,
     fail_fast: opt.FailFastOpt = False,
     workers: opt.WorkersOpt = None,
+    processes: opt.ProcessesOpt = False,
     shard: opt.ShardOpt = None,
     half: opt.HalfOpt = False,
     normalize: opt.PredictNormalizeOpt = None,
@@ -88,6 +89,8 @@ def predict_command(
     count = SpeakerCount(speakers, min_speakers, max_speakers)
     if per == Per.file and count.given:
         raise UsageError("--speakers, --min-speakers and --max-speakers need --per speaker or --per segment")
+    if processes and per != Per.file:
+        raise UsageError("--processes is for --per file; --per speaker|segment runs its workers as threads")
     if plot is not None:
         from persona_cli.timeline import check_plotting
 
@@ -95,7 +98,9 @@ def predict_command(
             raise UsageError("--plot draws segments: it needs --per segment")
         check_plotting()
     settings: dict[str, Any] = dict(encoder=encoder, encoder_source=encoder_source, model=model, device=device)
-    options = PredictOptions(batch_size=batch_size, workers=workers, normalization=normalize, half=half, **settings)
+    options = PredictOptions(
+        batch_size=batch_size, workers=workers, processes=processes, normalization=normalize, half=half, **settings
+    )
     files, options.speakers = batch.input_files(paths, files_from, shard)
     if engine == Engine.ray:
         from persona_cli.ray_engine import run_on_ray
@@ -104,6 +109,8 @@ def predict_command(
             raise UsageError("--engine ray predicts --per file only; run --per speaker|segment as --shard K/N jobs")
         if resume or fail_fast:
             raise UsageError("--engine ray has no --resume or --fail-fast (restart parts as --shard K/N jobs)")
+        if processes:
+            raise UsageError("--processes is for the local engine: Ray runs its own worker processes")
         summary = run_on_ray(files, output, options, address=ray_address, overwrite=overwrite, quiet=quiet)
         _finish(summary.failed, summary.files, str(summary.output))
         return
@@ -148,6 +155,7 @@ def embed_command(
     overwrite: opt.OverwriteOpt = False,
     resume: opt.ResumeOpt = False,
     workers: opt.WorkersOpt = None,
+    processes: opt.ProcessesOpt = False,
     shard: opt.ShardOpt = None,
     half: opt.HalfOpt = False,
     quiet: opt.QuietOpt = False,
@@ -159,7 +167,7 @@ def embed_command(
 
     _setup_logging(quiet)
     settings: dict[str, Any] = dict(encoder=encoder, encoder_source=encoder_source, device=device, half=half)
-    options = PredictOptions(batch_size=batch_size, workers=workers, **settings)
+    options = PredictOptions(batch_size=batch_size, workers=workers, processes=processes, **settings)
     files, _ = batch.input_files(paths, files_from, shard)
     target = OutputTarget(output, output_format, results.EMBEDDING_SCHEMA, overwrite=overwrite, resume=resume)
     from persona_cli.predictor import Embedder  # torch: only once the inputs and -o are known good

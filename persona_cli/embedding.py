@@ -13,9 +13,12 @@ decoding ones and `SignalStats.warnings()` names the warnings.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -71,12 +74,13 @@ def embed_files(
     sources: Iterable[Path | Waveform], encoder: Encoder, options: PredictOptions, progress: Progress | None = None
 ) -> Iterator[EmbeddingResult]:
     """Embed every source, yielding one EmbeddingResult per source in input order; `progress` hears
-    of each chunk's seconds as they are embedded (results come out in groups, progress does not).
+    of the seconds of audio embedded, as each batch (with workers: each job) is done.
 
     With workers (the default), groups of `batch_size` sources are decoded and embedded by a pool of
-    threads, one torch thread each, and their results handed on in input order. Threads suffice:
-    libsndfile, soxr and torch release the GIL while they work, so the workers' decoding, resampling
-    and network compute overlap; where one stage waits for the other, the other worker fills the gap.
+    threads, one torch thread each, and their results handed on in input order: libsndfile, soxr and
+    torch release the GIL while they work, so the workers' decoding, resampling and network compute
+    overlap. With `options.processes` the workers are processes forked from this one instead, which
+    no lock holds back, for the memory each one's own working buffers take.
     """
     workers = default_workers() if options.workers is None else options.workers
     if workers <= 0:
@@ -88,63 +92,118 @@ def embed_files(
 def _embed_in_parallel(
     sources: Iterable[AudioSource], encoder: Encoder, options: PredictOptions, workers: int, progress: Progress | None
 ) -> Iterator[EmbeddingResult]:
-    threads = compute_threads(workers)
-
-    def on_worker(work: Callable[..., _T], *args) -> _T:
-        torch.set_num_threads(threads)  # the calling thread's own OpenMP setting
-        try:
-            return work(*args)
-        finally:
-            return_free_memory()
-
-    def embed_group(group: list[AudioSource]) -> list[EmbeddingResult]:
-        return list(_embed_in_order(group, encoder, options, progress))
-
-    def embed_piece(chunks: list[np.ndarray]) -> list[tuple[np.ndarray | str, float]]:
-        embedded = _embed_chunks(encoder, chunks)
-        if progress is not None:
-            progress(sum(len(chunk) for chunk in chunks) / SAMPLE_RATE)
-        return embedded
-
+    worker = _Worker(encoder, options, compute_threads(workers))
     # A bounded window of jobs in flight keeps memory flat however long the input is: a group of
     # short sources holds at most one batch of decoded chunks while it runs, a piece of a long one
     # its few chunks from the moment it is decoded, and finished work is only a list of small vectors.
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="persona-embed")
-    window = _Window(pool, on_worker, limit=workers + 1)
+    pool, runner = _start_pool(worker, workers, options.processes)
+    window = _Window(pool, runner, limit=workers + 1, progress=progress)
     in_order: deque[_Pending] = deque()  # every source's work, in input order
     chunks_per_piece = max(1, min(options.batch_size, CHUNKS_PER_PIECE))
     try:
         for group in _groups(sources, options, chunks_per_piece):
             if isinstance(group, list):
-                job = window.submit(embed_group, group)
+                job = window.submit(_embed_group, group)
                 in_order.append(_Pending([job], job.result))
             else:  # one long source, decoded here as its pieces go out to the workers
-                in_order.append(_embed_long(group, encoder, options, chunks_per_piece, window, embed_piece))
+                in_order.append(_embed_long(group, options, chunks_per_piece, window, encoder))
             while in_order and (len(in_order) > window.limit or in_order[0].ready()):
                 yield from in_order.popleft().results()
         while in_order:
             yield from in_order.popleft().results()
+    except BrokenProcessPool:
+        raise RuntimeError(
+            "a worker process died (killed for memory, or a crash in a native library); "
+            "rerun with --resume to keep the rows already written"
+        ) from None
     finally:
         # on an early exit (error, Ctrl-C, --fail-fast) drop the queued jobs; running ones finish
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-class _Window:
-    """Submits jobs to a pool, waiting first while `limit` of them are queued or running."""
+@dataclass(frozen=True, eq=False)
+class _Worker:
+    """What every worker embeds with: the loaded encoder, the options, and its share of torch threads."""
 
-    def __init__(self, pool: ThreadPoolExecutor, runner: Callable, limit: int):
-        self.pool, self.runner, self.limit = pool, runner, limit
+    encoder: Encoder
+    options: PredictOptions
+    torch_threads: int
+
+    def run(self, job: Callable[..., _T], *args) -> _T:
+        torch.set_num_threads(self.torch_threads)  # the calling thread's own OpenMP setting
+        try:
+            return job(self, *args)
+        finally:
+            return_free_memory()
+
+
+def _embed_group(worker: _Worker, group: list[AudioSource]) -> list[EmbeddingResult]:
+    return list(_embed_in_order(group, worker.encoder, worker.options))
+
+
+def _embed_piece(worker: _Worker, chunks: list[np.ndarray]) -> list[tuple[np.ndarray | str, float]]:
+    return _embed_chunks(worker.encoder, chunks)
+
+
+def _start_pool(worker: _Worker, workers: int, processes: bool) -> tuple[Executor, Callable]:
+    """A pool of worker threads, or of worker processes forked from this one with the encoder already
+    loaded, and the function that runs a job on one of its workers.
+
+    Threads share one interpreter, whose lock the voice detector, the speech check and many small
+    numpy calls hold, so two threads do less than two cores' worth of work (docs/speed.md). Forked
+    processes each have their own lock; the loaded model's pages stay shared until written."""
+    if not processes:
+        return ThreadPoolExecutor(workers, thread_name_prefix="persona-embed"), worker.run
+    # fork: the children start with the encoder in memory instead of loading it again, and the
+    # worker reaches them through memory, not pickling (the fork context passes initargs as they are)
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_become_worker, initargs=(worker,))
+    return pool, _run_in_this_worker
+
+
+_this_worker: _Worker | None = None  # in a worker process: what it was forked with
+
+
+def _become_worker(worker: _Worker) -> None:
+    global _this_worker
+    _this_worker = worker
+    # Ctrl-C reaches the whole process group: the parent stops the run, the workers must not print
+    # a traceback each
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_in_this_worker(job: Callable[..., _T], *args) -> _T:
+    assert _this_worker is not None, "a job ran outside a worker process"
+    return _this_worker.run(job, *args)
+
+
+class _Window:
+    """Submits jobs to a pool, waiting first while `limit` of them are queued or running; tells
+    `progress` of each job's seconds of audio when it is done (a worker process cannot call back)."""
+
+    def __init__(self, pool: Executor, runner: Callable, limit: int, progress: Progress | None = None):
+        self.pool, self.runner, self.limit, self.progress = pool, runner, limit, progress
         self.jobs: deque[Future] = deque()
 
-    def submit(self, work: Callable[..., _T], *args) -> Future[_T]:
+    def submit(self, work: Callable[..., _T], payload: list, seconds: float | None = None) -> Future[_T]:
+        """Run `work(worker, payload)`; `seconds`: the audio it covers, when known before it runs."""
         while self.jobs and self.jobs[0].done():
             self.jobs.popleft()
         if len(self.jobs) >= self.limit:
             wait(self.jobs, return_when=FIRST_COMPLETED)
             self.jobs = deque(job for job in self.jobs if not job.done())
-        job = self.pool.submit(self.runner, work, *args)
+        job = self.pool.submit(self.runner, work, payload)
+        if self.progress is not None:
+            job.add_done_callback(lambda done: self._report(done, seconds))
         self.jobs.append(job)
         return job
+
+    def _report(self, job: Future, seconds: float | None) -> None:
+        if job.cancelled() or job.exception() is not None or self.progress is None:
+            return
+        if seconds is None:  # a group of sources: what was decoded of them
+            seconds = sum(result.duration_s or 0.0 for result in job.result())
+        self.progress(seconds)
 
 
 @dataclass
@@ -189,23 +248,19 @@ def _declared_seconds(source: AudioSource) -> float:
 
 
 def _embed_long(
-    source: AudioSource,
-    encoder: Encoder,
-    options: PredictOptions,
-    chunks_per_piece: int,
-    window: _Window,
-    embed_piece: Callable[[list[np.ndarray]], list[tuple[np.ndarray | str, float]]],
+    source: AudioSource, options: PredictOptions, chunks_per_piece: int, window: _Window, encoder: Encoder
 ) -> _Pending:
     """Decode one long source in this thread and hand its chunks to the workers a piece at a time.
     Decoding is a small share of the work (under 5 % for MP3), and one stream decodes the file
-    exactly as the one-worker path does, resampler state and all."""
+    exactly as the one-worker path does, resampler state and all. `encoder` pools the pieces here."""
     result = EmbeddingResult(None if isinstance(source, Waveform) else Path(source))
     stats = SignalStats()
     pieces: list[Future] = []
     try:
         for chunks in batched(_chunks(source, options, stats), chunks_per_piece):
-            result.chunk_seconds += [len(chunk) / SAMPLE_RATE for chunk in chunks]
-            pieces.append(window.submit(embed_piece, chunks))
+            seconds = [len(chunk) / SAMPLE_RATE for chunk in chunks]
+            result.chunk_seconds += seconds
+            pieces.append(window.submit(_embed_piece, chunks, sum(seconds)))
     except AudioLoadError as error:
         result.error = str(error)
     else:

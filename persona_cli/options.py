@@ -92,6 +92,7 @@ class PredictOptions:
     chunk_seconds: float = 30.0  # long files are embedded in windows this long, then pooled
     min_seconds: float = 0.5  # shorter audio is an error: too little speech to characterise
     workers: int | None = None  # threads that each decode and embed groups of files (None: one per core; 0: none)
+    processes: bool = False  # the workers are processes forked from this one instead of threads (CPU only)
     normalization: str | None = None  # none, corpus or speaker; None: what the model was trained with
     half: bool = False  # run the encoder network in float16 (for GPUs; encoders.HALF_PRECISION only)
     # speaker per absolute file or folder path, from a --files-from CSV: the groups of `speaker`

@@ -50,8 +50,8 @@ def long_recording(tmp_path_factory) -> Path:
     return path
 
 
-def _embedded(sources, encoder, workers: int):
-    return list(embed_files(sources, encoder, PredictOptions(workers=workers, **SHORT_CHUNKS)))
+def _embedded(sources, encoder, workers: int, processes: bool = False):
+    return list(embed_files(sources, encoder, PredictOptions(workers=workers, processes=processes, **SHORT_CHUNKS)))
 
 
 def _assert_same(parallel, serial) -> None:
@@ -74,13 +74,14 @@ def test_one_long_file_is_embedded_by_every_worker_as_one_worker_would(long_reco
     _assert_same([parallel], [serial])
 
 
-def test_long_and_short_sources_keep_their_order_and_their_errors(long_recording, encoder, tmp_path):
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_long_and_short_sources_keep_their_order_and_their_errors(long_recording, encoder, tmp_path, processes):
     truncated = tmp_path / "truncated.flac"  # a long header, then the decoder loses sync half way
     truncated.write_bytes(long_recording.read_bytes()[: long_recording.stat().st_size // 2])
     short = sorted(require_shared("ravdess").glob("Actor_01/*.flac"))[:2]
     in_memory = Waveform(load_audio(long_recording)[: 20 * SAMPLE_RATE], SAMPLE_RATE)
     sources = [short[0], long_recording, truncated, tmp_path / "missing.wav", in_memory, short[1]]
-    parallel = _embedded(sources, encoder, workers=2)
+    parallel = _embedded(sources, encoder, workers=2, processes=processes)
     serial = _embedded(sources, encoder, workers=0)
     _assert_same(parallel, serial)
     assert [r.error is None for r in parallel] == [True, True, False, False, True, True]

@@ -55,9 +55,10 @@ def mixed_files(tmp_path_factory) -> list[Path]:
     )
 
 
-def _embed(files, workers: int, batch_size: int) -> list:
+def _embed(files, workers: int, batch_size: int, processes: bool = False, progress=None) -> list:
     encoder = load_encoder("ge2e")
-    return list(embed_files(files, encoder, PredictOptions(workers=workers, batch_size=batch_size)))
+    options = PredictOptions(workers=workers, batch_size=batch_size, processes=processes)
+    return list(embed_files(files, encoder, options, progress))
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +68,22 @@ def sequential(mixed_files) -> list:
 
 
 @pytest.mark.parametrize(
-    "workers, batch_size",
-    [(1, 4), (2, 3), (3, 1), (2, 32)],
-    ids=["workers1-batch4", "workers2-batch3", "workers3-batch1", "workers2-batch32"],
+    "workers, batch_size, processes",
+    [(1, 4, False), (2, 3, False), (3, 1, False), (2, 32, False), (2, 3, True), (1, 32, True)],
+    ids=[
+        "workers1-batch4",
+        "workers2-batch3",
+        "workers3-batch1",
+        "workers2-batch32",
+        "processes2-batch3",
+        "processes1-batch32",
+    ],
 )
-def test_parallel_workers_give_the_sequential_results_in_input_order(mixed_files, sequential, workers, batch_size):
-    parallel = _embed(mixed_files, workers=workers, batch_size=batch_size)
+def test_parallel_workers_give_the_sequential_results_in_input_order(
+    mixed_files, sequential, workers, batch_size, processes
+):
+    heard: list[float] = []
+    parallel = _embed(mixed_files, workers=workers, batch_size=batch_size, processes=processes, progress=heard.append)
     assert [r.path for r in parallel] == [Path(f) for f in mixed_files]
     assert [(r.error, r.warning, r.duration_s) for r in parallel] == [
         (r.error, r.warning, r.duration_s) for r in sequential
@@ -81,15 +92,24 @@ def test_parallel_workers_give_the_sequential_results_in_input_order(mixed_files
     for ours, theirs in zip(parallel, sequential):
         if theirs.vector is not None:
             np.testing.assert_allclose(ours.vector, theirs.vector, atol=1e-5)
+    # the progress bar hears of all the audio embedded, worker processes or not
+    assert sum(heard) == pytest.approx(sum(r.duration_s or 0.0 for r in sequential), abs=0.01)
 
 
-def test_stopping_early_leaves_no_work_running(mixed_files):
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_stopping_early_leaves_no_work_running(mixed_files, processes):
     """A consumer that stops (--fail-fast, Ctrl-C) must get control back, not wait for the whole input."""
     encoder = load_encoder("ge2e")
-    results = embed_files(mixed_files * 20, encoder, PredictOptions(workers=2, batch_size=2))
+    results = embed_files(mixed_files * 20, encoder, PredictOptions(workers=2, batch_size=2, processes=processes))
     first = next(results)
     results.close()
     assert first.path == Path(mixed_files[0])
+
+
+@pytest.mark.parametrize("extra", [["--workers", "0"], ["--per", "segment"]], ids=["no-workers", "per-segment"])
+def test_worker_processes_are_refused_where_they_do_not_apply_before_any_work(capsys, extra):
+    code, out, err = run(["predict", str(SAMPLE_AUDIO), "--processes", *extra], capsys)
+    assert code == 2 and not out and "--processes" in err and "Traceback" not in err
 
 
 # --- --shard K/N -------------------------------------------------------------------------------
