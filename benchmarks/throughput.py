@@ -6,7 +6,10 @@
     python benchmarks/throughput.py --encoder xvector --random-weights   # full-size x-vector, random weights
 
 Both sides run as their own process on the same files, one after the other, so each has the
-machine to itself and its peak RSS is its own (from wait4):
+machine to itself and its peak RSS is its own (from wait4). wait4 reports the largest single
+process, which undercounts a run with `--processes` (worker processes forked from persona), so
+`peak_tree_pss_mb` also samples the summed proportional set size of the whole process tree every
+0.1 s (pages that forks share counted once):
 
 - `persona`: the real command, `persona predict --files-from LIST -o OUT.parquet`, timed from
   process start to exit, so interpreter start-up, model loading, decoding, resampling, embedding,
@@ -40,6 +43,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         help="xvector/ecapa: build a full-size random-weight model folder (speed only)",
     )
     parser.add_argument("--workers", type=int, help="passed to persona predict --workers")
+    parser.add_argument("--processes", action="store_true", help="passed to persona predict --processes")
     parser.add_argument(
         "--naive-limit", type=int, help="time the naive loop on only the first N files (it is slow); default: all"
     )
@@ -151,6 +156,8 @@ def _run_persona(file_list: Path, out: Path, args, model: Path | None, source: s
         command += ["--encoder-source", source]
     if args.workers is not None:
         command += ["--workers", str(args.workers)]
+    if getattr(args, "processes", False):
+        command.append("--processes")
     per = getattr(args, "per", "file")
     if per != "file":
         command += ["--per", per]
@@ -170,6 +177,7 @@ def _run_persona(file_list: Path, out: Path, args, model: Path | None, source: s
         "files_per_s": round(len(table["error"]) / run["wall_s"], 1),
         "failed": sum(e is not None for e in table["error"]),
         "peak_rss_mb": run["peak_rss_mb"],
+        "peak_tree_pss_mb": run["peak_tree_pss_mb"],
         "exit_code": run["exit_code"],
     }
 
@@ -184,20 +192,66 @@ def _run_naive(naive_list: Path, args, model: Path | None, source: str | None) -
 
 
 def _run_child(command: list[str], parse_json: bool = True) -> dict:
-    """Run one process; its wall time, peak RSS (from wait4) and, optionally, the JSON it prints."""
+    """Run one process; its wall time, peak RSS (from wait4), the peak summed PSS of its process
+    tree and, optionally, the JSON it prints."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO)
+    sampler = _TreeMemory(process.pid)
+    sampler.start()
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
+    sampler.stop()
     exit_code = os.waitstatus_to_exitcode(status)
     process.returncode = exit_code
     if exit_code not in (0, 1):  # 1: some files failed, which the rows report
         raise SystemExit(f"{command[:4]} failed with exit code {exit_code}")
-    measured = {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit_code": exit_code}
+    measured = {
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "peak_tree_pss_mb": round(sampler.peak_kb / 1024),
+        "exit_code": exit_code,
+    }
     if parse_json:
         measured = {**json.loads(stdout), **measured}
     return measured
+
+
+class _TreeMemory(threading.Thread):
+    """Samples the summed PSS of a process and all its descendants every 0.1 s (Linux /proc)."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            self.peak_kb = max(self.peak_kb, sum(_pss_kb(pid) for pid in _process_tree(self.pid)))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
+def _process_tree(pid: int) -> list[int]:
+    tree = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            tree += [p for child in children for p in _process_tree(int(child))]
+    except OSError:  # gone between listing and reading
+        pass
+    return tree
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _naive_child(file_list: str, model_path: str, source: str, encoder_name: str, loop: str) -> int:
