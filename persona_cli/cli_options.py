@@ -100,8 +100,8 @@ ProcessesOpt = Annotated[
     bool,
     typer.Option(
         "--processes",
-        help="Make the workers processes forked from this one instead of threads: faster on a CPU, "
-        "where threads wait for Python's lock, for some more memory (CPU, --per file only).",
+        help="Make the workers processes forked from this one instead of threads, one torch thread each: "
+        "faster on a CPU, where threads wait for Python's lock, for some more memory (CPU, --per file only).",
     ),
 ]
 HalfOpt = Annotated[

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -155,9 +155,12 @@ def _start_pool(worker: _Worker, workers: int, processes: bool) -> tuple[Executo
     if not processes:
         return ThreadPoolExecutor(workers, thread_name_prefix="persona-embed"), worker.run
     # fork: the children start with the encoder in memory instead of loading it again, and the
-    # worker reaches them through memory, not pickling (the fork context passes initargs as they are)
+    # worker reaches them through memory, not pickling (the fork context passes initargs as they are).
+    # One torch thread each: OpenMP's thread pool does not survive a fork, so a child that asks for
+    # more threads than one waits forever on the parent's pool threads if the parent ever used them.
+    one_thread = replace(worker, torch_threads=1)
     context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_become_worker, initargs=(worker,))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_become_worker, initargs=(one_thread,))
     return pool, _run_in_this_worker
 
 

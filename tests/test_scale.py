@@ -96,6 +96,26 @@ def test_parallel_workers_give_the_sequential_results_in_input_order(
     assert sum(heard) == pytest.approx(sum(r.duration_s or 0.0 for r in sequential), abs=0.01)
 
 
+def test_worker_processes_work_after_torch_ran_on_several_threads(tmp_path):
+    """OpenMP's pool threads do not survive a fork: a forked worker that asked for two torch threads
+    after the parent had used them waited forever (a notebook that predicted before, the test suite).
+    In its own interpreter, so that a regression fails by the timeout instead of hanging the suite."""
+    clip = sorted(SAMPLE_AUDIO.glob("*.mp3"))[0]
+    script = f"""
+import torch
+from persona_cli.embedding import embed_files
+from persona_cli.encoders import load_encoder
+from persona_cli.options import PredictOptions
+torch.set_num_threads(2)
+torch.hann_window(2_000_000)  # a parallel region: OpenMP now has pool threads
+options = PredictOptions(workers=1, processes=True)
+[result] = embed_files([{str(clip)!r}], load_encoder("ge2e"), options)
+assert result.error is None and result.vector is not None
+"""
+    done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
 def test_stopping_early_leaves_no_work_running(mixed_files, processes):
     """A consumer that stops (--fail-fast, Ctrl-C) must get control back, not wait for the whole input."""
