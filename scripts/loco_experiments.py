@@ -49,6 +49,40 @@ def read_speech_is_neutral(features: np.ndarray, clips: list[LabelledClip]) -> t
     return features, relabelled
 
 
+def neutral_shifted_copies(level: str, emotion_only: bool = False) -> Transform:
+    """Read speech as neutral, plus one copy of every clip moved from its own corpus's (or speaker's)
+    neutral voice to a random other one's: x - neutral mean of A + neutral mean of B. The emotion
+    label stays; so the net learns emotion as a departure from a neutral voice, wherever that voice
+    sits. Speaker copies drop gender and age, which a speaker's neutral mean carries (corpus copies
+    too with `emotion_only`)."""
+
+    def transform(features: np.ndarray, clips: list[LabelledClip]) -> tuple[np.ndarray, list[LabelledClip]]:
+        features, clips = read_speech_is_neutral(features, clips)
+        key = [c.corpus if level == "corpus" else c.speaker for c in clips]
+        groups = sorted(set(key))
+        neutral: dict[str, np.ndarray] = {}
+        for group in groups:
+            rows = [i for i, (k, c) in enumerate(zip(key, clips)) if k == group and c.emotion == "neutral"]
+            if len(rows) >= 2:
+                neutral[group] = features[rows].mean(0)
+        references = sorted(neutral)
+        rng = np.random.default_rng(0)
+        rows, shifted, copies = [], [], []
+        for i, (k, clip) in enumerate(zip(key, clips)):
+            if k not in neutral or clip.emotion is None:
+                continue
+            other = references[rng.integers(len(references))]
+            while other == k:
+                other = references[rng.integers(len(references))]
+            rows.append(i)
+            shifted.append(features[i] - neutral[k] + neutral[other])
+            keep_voice = level == "corpus" and not emotion_only
+            copies.append(clip if keep_voice else dataclasses.replace(clip, gender=None, age=None))
+        return np.vstack([features, np.array(shifted)]), clips + copies
+
+    return transform
+
+
 #: where each part of the default fused vector (ge2e-layers+prosody+mfcc) lies
 BLOCKS = {
     "ge2e": slice(0, 256),
@@ -83,6 +117,9 @@ VARIANTS: dict[str, tuple[dict, Transform, Callable[[np.ndarray], np.ndarray]]] 
     "read-neutral-speaker-adversarial-1": ({"speaker_adversarial": 1.0}, read_speech_is_neutral, all_features),
     "balance+read-neutral": ({"balance_corpora": True}, read_speech_is_neutral, all_features),
     "balance+adversarial-0.3": ({"balance_corpora": True, "corpus_adversarial": 0.3}, unchanged, all_features),
+    "read-neutral-corpus-shift": ({}, neutral_shifted_copies("corpus"), all_features),
+    "read-neutral-speaker-shift": ({}, neutral_shifted_copies("speaker"), all_features),
+    "read-neutral-corpus-shift-emotion-only": ({}, neutral_shifted_copies("corpus", emotion_only=True), all_features),
     "read-neutral-no-mfcc": ({}, read_speech_is_neutral, keep("ge2e", "layers", "prosody")),
     "read-neutral-layers+prosody": ({}, read_speech_is_neutral, keep("layers", "prosody")),
     "read-neutral-no-ge2e": ({}, read_speech_is_neutral, keep("layers", "prosody", "mfcc")),
