@@ -83,6 +83,21 @@ def neutral_shifted_copies(level: str, emotion_only: bool = False) -> Transform:
     return transform
 
 
+def some_read_speech_is_neutral(share: float) -> Transform:
+    """Weak neutral labels on a random `share` of the read-speech clips only (the rest keep no emotion
+    label, and their gender and age): fewer weak labels, so less pull towards neutral."""
+
+    def transform(features: np.ndarray, clips: list[LabelledClip]) -> tuple[np.ndarray, list[LabelledClip]]:
+        chosen = np.random.default_rng(0).random(len(clips)) < share
+        relabelled = [
+            dataclasses.replace(c, emotion="neutral") if c.corpus in READ_SPEECH and pick else c
+            for c, pick in zip(clips, chosen)
+        ]
+        return features, relabelled
+
+    return transform
+
+
 #: where each part of the default fused vector (ge2e-layers+prosody+mfcc) lies
 BLOCKS = {
     "ge2e": slice(0, 256),
@@ -117,6 +132,8 @@ VARIANTS: dict[str, tuple[dict, Transform, Callable[[np.ndarray], np.ndarray]]] 
     "read-neutral-speaker-adversarial-1": ({"speaker_adversarial": 1.0}, read_speech_is_neutral, all_features),
     "balance+read-neutral": ({"balance_corpora": True}, read_speech_is_neutral, all_features),
     "balance+adversarial-0.3": ({"balance_corpora": True, "corpus_adversarial": 0.3}, unchanged, all_features),
+    "read-neutral-quarter": ({}, some_read_speech_is_neutral(0.25), all_features),
+    "read-neutral-half": ({}, some_read_speech_is_neutral(0.5), all_features),
     "read-neutral-corpus-shift": ({}, neutral_shifted_copies("corpus"), all_features),
     "read-neutral-speaker-shift": ({}, neutral_shifted_copies("speaker"), all_features),
     "read-neutral-corpus-shift-emotion-only": ({}, neutral_shifted_copies("corpus", emotion_only=True), all_features),
