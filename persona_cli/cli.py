@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from typer.exceptions import TyperException
 
-from persona_cli import cli_options as opt
+from persona_cli import cli_options as opt, interrupts
 from persona_cli.encoders import DEFAULT_ENCODER
 from persona_cli.errors import PersonaError, UsageError
 from persona_cli.options import Engine, Normalization, Per, PredictOptions, SpeakerCount, Split
@@ -82,8 +82,9 @@ def predict_command(
 ) -> None:
     """Predict emotion, gender and age: one output row per audio file (or per speaker, or per segment,
     of each). PATH: audio files, or folders walked recursively."""
-    from persona_cli import batch, results
-    from persona_cli.output import OutputTarget
+    with interrupts.held_while_loading():  # numpy, pyarrow, the decoders
+        from persona_cli import batch, results
+        from persona_cli.output import OutputTarget
 
     _setup_logging(quiet)
     count = SpeakerCount(speakers, min_speakers, max_speakers)
@@ -103,7 +104,8 @@ def predict_command(
     )
     files, options.speakers = batch.input_files(paths, files_from, shard)
     if engine == Engine.ray:
-        from persona_cli.ray_engine import run_on_ray
+        with interrupts.held_while_loading():
+            from persona_cli.ray_engine import run_on_ray
 
         if per != Per.file:
             raise UsageError("--engine ray predicts --per file only; run --per speaker|segment as --shard K/N jobs")
@@ -116,7 +118,8 @@ def predict_command(
         return
     schema = {Per.file: results.PREDICTION_SCHEMA, Per.speaker: results.SPEAKER_SCHEMA}.get(per, results.SEGMENT_SCHEMA)
     target = OutputTarget(output, output_format, schema, overwrite=overwrite, resume=resume)
-    from persona_cli.predictor import Predictor  # torch: only once the inputs and -o are known good
+    with interrupts.held_while_loading():
+        from persona_cli.predictor import Predictor  # torch: only once the inputs and -o are known good
 
     predictor = Predictor.from_options(options)
     if predictor.normalization != "none" and resume:
@@ -162,15 +165,17 @@ def embed_command(
 ) -> None:
     """Write the speaker embeddings themselves, one row per audio file. PATH: audio files, or folders
     walked recursively."""
-    from persona_cli import batch, results
-    from persona_cli.output import OutputTarget
+    with interrupts.held_while_loading():  # numpy, pyarrow, the decoders
+        from persona_cli import batch, results
+        from persona_cli.output import OutputTarget
 
     _setup_logging(quiet)
     settings: dict[str, Any] = dict(encoder=encoder, encoder_source=encoder_source, device=device, half=half)
     options = PredictOptions(batch_size=batch_size, workers=workers, processes=processes, **settings)
     files, _ = batch.input_files(paths, files_from, shard)
     target = OutputTarget(output, output_format, results.EMBEDDING_SCHEMA, overwrite=overwrite, resume=resume)
-    from persona_cli.predictor import Embedder  # torch: only once the inputs and -o are known good
+    with interrupts.held_while_loading():
+        from persona_cli.predictor import Embedder  # torch: only once the inputs and -o are known good
 
     embedder = Embedder.from_options(options)
     settings = dict(batch_size=batch_size, quiet=quiet, made_by=embedder.made_by)
@@ -265,7 +270,8 @@ def _experiments():
     """experiments.py, which needs the `train` extra (pandas, matplotlib). Its imports are the bulk
     of what train and eval load, so the garbage collector comes back on once they are in."""
     try:
-        from persona_cli import experiments
+        with interrupts.held_while_loading():
+            from persona_cli import experiments
     except ImportError as error:
         raise UsageError(f"persona train/eval need {error.name or error}: pip install 'persona-cli[train]'") from None
     from persona_cli import runtime  # torch: experiments has imported it already
