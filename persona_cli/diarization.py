@@ -45,6 +45,9 @@ WINDOW_SAMPLES = PARTIAL_FRAMES * HOP  # 1.6 s: one GE2E partial, what its weigh
 WINDOW_STEP_SAMPLES = WINDOW_SAMPLES // 2  # 0.8 s
 MIN_VOICED_SHARE = 0.5  # a window with less speech than this says little about who speaks
 FLAG_SECONDS = VAD_WINDOW / SAMPLE_RATE  # 30 ms per voice flag
+# Windows per LSTM call: a 30 s chunk's ~37 in one call, with no small remainder call after it.
+# In bfloat16, calls of 64 windows cost less per window than calls of 32 (docs/long-recordings.md).
+WINDOWS_PER_FORWARD = 2 * MAX_PARTIALS_PER_FORWARD
 
 MIN_PAUSE_SECONDS = 0.3  # shorter pauses do not end a speech region
 MIN_SEGMENT_SECONDS = 0.5  # what the emotion model needs (PredictOptions.min_seconds); shorter speech alone is dropped
@@ -184,8 +187,8 @@ def _listen_to_chunk(
         mel = power_mel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), encoder.mel_filters, HOP)
         partials = torch.stack([mel[s // HOP : s // HOP + PARTIAL_FRAMES] for s in starts])
         embeds = [
-            encoder.forward(partials[i : i + MAX_PARTIALS_PER_FORWARD].to(encoder.device, encoder.dtype))[0]
-            for i in range(0, len(partials), MAX_PARTIALS_PER_FORWARD)
+            encoder.forward(partials[i : i + WINDOWS_PER_FORWARD].to(encoder.device, encoder.dtype))[0]
+            for i in range(0, len(partials), WINDOWS_PER_FORWARD)
         ]
         vectors = torch.cat(embeds).cpu().numpy()
     if progress is not None:
