@@ -185,16 +185,22 @@ def _listen_to_chunk(
     vectors = np.zeros((0, encoder.dim), np.float32)
     if len(starts):
         mel = power_mel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), encoder.mel_filters, HOP)
-        partials = torch.stack([mel[s // HOP : s // HOP + PARTIAL_FRAMES] for s in starts])
-        embeds = [
-            encoder.forward(partials[i : i + WINDOWS_PER_FORWARD].to(encoder.device, encoder.dtype))[0]
-            for i in range(0, len(partials), WINDOWS_PER_FORWARD)
-        ]
-        vectors = torch.cat(embeds).cpu().numpy()
+        vectors = _window_vectors(mel, starts, encoder)
     if progress is not None:
         progress((len(buffer) - new_from) / SAMPLE_RATE)
     centres = (start + starts + WINDOW_SAMPLES / 2) / SAMPLE_RATE
     return _ChunkResult(new_voiced, centres, vectors)
+
+
+def _window_vectors(mel: torch.Tensor, starts: np.ndarray, encoder: GE2EEncoder) -> np.ndarray:
+    """The GE2E embedding of the 1.6 s window at each of `starts` (samples into the chunk whose mel
+    frames `mel` holds), (len(starts), 256)."""
+    partials = torch.stack([mel[s // HOP : s // HOP + PARTIAL_FRAMES] for s in starts])
+    embeds = [
+        encoder.forward(partials[i : i + WINDOWS_PER_FORWARD].to(encoder.device, encoder.dtype))[0]
+        for i in range(0, len(partials), WINDOWS_PER_FORWARD)
+    ]
+    return torch.cat(embeds).cpu().numpy()
 
 
 def diarize(

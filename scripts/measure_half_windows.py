@@ -27,40 +27,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import diarization as benchmark  # noqa: E402
 
 from persona_cli import diarization  # noqa: E402
-from persona_cli.audio import SAMPLE_RATE, iter_chunks  # noqa: E402
-from persona_cli.encoders.ge2e import HOP, MAX_PARTIALS_PER_FORWARD, PARTIAL_FRAMES, GE2EEncoder  # noqa: E402
-from persona_cli.encoders.mel import power_mel  # noqa: E402
-from persona_cli.speech import VAD_WINDOW, normalize_volume, speech_seconds, voiced_windows  # noqa: E402
+from persona_cli.audio import iter_chunks  # noqa: E402
+from persona_cli.encoders.ge2e import HOP, PARTIAL_FRAMES, GE2EEncoder  # noqa: E402
 
 HALF = diarization.WINDOW_STEP_SAMPLES  # 0.8 s: half a window, and the windows' step
 
 
-@torch.inference_mode()
-def listen_in_halves(buffer, start, new_from, encoder, progress):
-    """diarization._listen_to_chunk with each window's vector made from its two halves' embeddings."""
-    wave = normalize_volume(buffer)
-    voiced = voiced_windows(wave)
-    if speech_seconds(wave, voiced) == 0:
-        voiced = np.zeros_like(voiced)
-    first = -(-start // HALF) * HALF
-    starts = np.arange(first, start + len(buffer) - diarization.WINDOW_SAMPLES + 1, HALF) - start
-    flags = diarization.WINDOW_SAMPLES // VAD_WINDOW
-    shares = np.array([voiced[s // VAD_WINDOW : s // VAD_WINDOW + flags].mean() for s in starts])
-    starts = starts[shares >= diarization.MIN_VOICED_SHARE] if len(starts) else starts
-    vectors = np.zeros((0, encoder.dim), np.float32)
-    if len(starts):
-        mel = power_mel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), encoder.mel_filters, HOP)
-        halves = np.unique(np.concatenate([starts, starts + HALF]))
-        parts = torch.stack([mel[s // HOP : s // HOP + PARTIAL_FRAMES // 2] for s in halves])
-        step = 2 * MAX_PARTIALS_PER_FORWARD  # the same frames per LSTM call as the windows' calls
-        embeds = torch.cat([encoder.forward(parts[i : i + step])[0] for i in range(0, len(parts), step)]).numpy()
-        row = {int(s): i for i, s in enumerate(halves)}
-        summed = embeds[[row[int(s)] for s in starts]] + embeds[[row[int(s) + HALF] for s in starts]]
-        vectors = summed / np.linalg.norm(summed, axis=1, keepdims=True)
-    if progress is not None:
-        progress((len(buffer) - new_from) / SAMPLE_RATE)
-    centres = (start + starts + diarization.WINDOW_SAMPLES / 2) / SAMPLE_RATE
-    return diarization._ChunkResult(voiced[new_from // VAD_WINDOW :], centres, vectors)
+def vectors_from_halves(mel: torch.Tensor, starts: np.ndarray, encoder: GE2EEncoder) -> np.ndarray:
+    """diarization._window_vectors with each window's vector made from its two halves' embeddings."""
+    halves = np.unique(np.concatenate([starts, starts + HALF]))
+    parts = torch.stack([mel[s // HOP : s // HOP + PARTIAL_FRAMES // 2] for s in halves])
+    step = 2 * diarization.WINDOWS_PER_FORWARD  # the same frames per LSTM call as the windows' calls
+    embeds = torch.cat([encoder.forward(parts[i : i + step])[0] for i in range(0, len(parts), step)]).numpy()
+    row = {int(s): i for i, s in enumerate(halves)}
+    summed = embeds[[row[int(s)] for s in starts]] + embeds[[row[int(s) + HALF] for s in starts]]
+    return summed / np.linalg.norm(summed, axis=1, keepdims=True)
 
 
 def measure(work: Path, encoder: GE2EEncoder) -> tuple[dict, float]:
@@ -85,13 +66,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="a work folder of benchmarks/diarization.py")
     args = parser.parse_args()
     encoder = GE2EEncoder()
-    as_it_is = diarization._listen_to_chunk
+    as_it_is = diarization._window_vectors
     print(
         "| listening | DER ±0.25 s clean / noisy | DER, no collar, clean / noisy | count right clean / noisy | listening time |"
     )
     print("|---|---|---|---|---|")
-    for name, listen_to_chunk in (("1.6 s windows (now)", as_it_is), ("0.8 s halves, summed", listen_in_halves)):
-        diarization._listen_to_chunk = listen_to_chunk
+    for name, window_vectors in (("1.6 s windows (now)", as_it_is), ("0.8 s halves, summed", vectors_from_halves)):
+        diarization._window_vectors = window_vectors
         scores, seconds = measure(args.work, encoder)
         cells = []
         for collar in benchmark.COLLARS:
@@ -106,7 +87,7 @@ def main() -> None:
             mine = [s for uri, s in scores.items() if uri.startswith(variant)]
             counts.append(f"{sum(s['n_hypothesis'] == s['n_reference'] for s in mine)}/{len(mine)}")
         print(f"| {name} | {cells[0]} | {cells[1]} | {' / '.join(counts)} | {seconds:.1f} s |")
-    diarization._listen_to_chunk = as_it_is
+    diarization._window_vectors = as_it_is
 
 
 if __name__ == "__main__":
