@@ -26,9 +26,11 @@ from persona_cli import diarization
 from persona_cli.audio import SAMPLE_RATE, SignalStats, display_path, iter_chunks
 from persona_cli.diarization import Turn
 from persona_cli.embedding import EmbeddingResult, Waveform
+from persona_cli.encoders.base import Encoder, Pooling
 from persona_cli.encoders.ge2e import GE2EEncoder
 from persona_cli.errors import AudioLoadError, UsageError
 from persona_cli.labels import EMOTIONS
+from persona_cli.memory import return_free_memory
 from persona_cli.options import SpeakerCount
 from persona_cli.results import Prediction, Segment, SpeakerSummary
 
@@ -37,8 +39,14 @@ if TYPE_CHECKING:
 
 #: chunks of this length: a whole number of voice flags (diarization.listen's alignment)
 CHUNK_SECONDS = 30.0
-#: segments per group of the embedding engine: at most ~30 s of audio, like one chunk of a file
-SEGMENTS_PER_GROUP = 8
+#: a group of the embedding engine: at most this many segments and this much of their audio. What a
+#: job holds while its network runs follows its audio, and over an hour's hundreds of groups both
+#: workers meet their largest at once, which a minute's few groups seldom do: 12 s keeps the hour's
+#: peak within 10 % of the minute's (docs/long-recordings.md, "Memory")
+SEGMENTS_PER_GROUP = 16
+GROUP_SECONDS = 12.0
+#: segments per call of the model (after embedding)
+PREDICTIONS_PER_CALL = 64
 Progress = Callable[[float], None]
 #: no bounds on the number of speakers: estimated for each recording
 ANY_NUMBER = SpeakerCount()
@@ -147,36 +155,63 @@ class ConversationPredictor:
         if not turns:
             return "no speech detected"
         # Segments are cut before they are queued, so each group in flight holds its audio: small
-        # groups keep a long recording's peak memory near a short one's (docs/long-recordings.md).
-        in_small_groups = dataclasses.replace(options, batch_size=SEGMENTS_PER_GROUP)
+        # groups keep a long recording's peak memory near a short one's.
+        in_small_groups = dataclasses.replace(options, batch_size=SEGMENTS_PER_GROUP, group_seconds=GROUP_SECONDS)
+        # the turns are all that is needed of the listening pass now: what it and the clustering
+        # freed goes back to the OS before the segments are embedded, not kept through the pass
+        del listening
+        return_free_memory()
+        segments: list[Prediction] = []
+        voices = _Voices(self.predictor.encoder)
+        waiting: list[EmbeddingResult] = []  # embedded, not yet predicted
         try:
-            results = list(self.predictor._embed(_turn_audio(path, turns), in_small_groups))
+            for turn, result in zip(turns, self.predictor._embed(_turn_audio(path, turns), in_small_groups)):
+                voices.add(turn, result)
+                waiting.append(result)
+                # predicted as they come, a few at a time: the model's work for all of an hour's
+                # segments at once would make the peak grow with the recording
+                if len(waiting) >= PREDICTIONS_PER_CALL:
+                    segments += self.predictor._predictions(waiting)
+                    waiting = []
         except AudioLoadError as error:  # it decoded once; a file changed under us
             return str(error)
         finally:
             if half_of is not None:
                 half_of(seconds)
-        segments = self.predictor._predictions(results)
-        speakers = self._pooled(turns, results)
+        segments += self.predictor._predictions(waiting)
+        speakers = self._pooled(sorted({turn.speaker for turn in turns}), voices)
         return _Recording(path, turns, segments, speakers, "; ".join(stats.warnings()) or None)
 
-    def _pooled(self, turns: Sequence[Turn], results: Sequence[EmbeddingResult]) -> dict[int, Prediction]:
+    def _pooled(self, speakers: list[int], voices: _Voices) -> dict[int, Prediction]:
         """Each speaker's prediction from all of their segments' vectors, pooled by duration."""
-        vectors: dict[int, list[np.ndarray]] = defaultdict(list)
-        seconds: dict[int, list[float]] = defaultdict(list)
-        for turn, result in zip(turns, results):
-            if result.vector is not None:
-                vectors[turn.speaker].append(result.vector)
-                seconds[turn.speaker].append(turn.duration_s)
-        speakers = sorted({turn.speaker for turn in turns})
         pooled = []
         for speaker in speakers:
-            if vectors[speaker]:
-                vector = self.predictor.encoder.pool(np.stack(vectors[speaker]), np.array(seconds[speaker]))
+            vector = voices.pooled(speaker)
+            if vector is not None:
                 pooled.append(EmbeddingResult(None, vector=vector))
             else:
                 pooled.append(EmbeddingResult(None, error="too little speech to read this voice"))
         return dict(zip(speakers, self.predictor._predictions(pooled)))
+
+
+class _Voices:
+    """Each speaker's pooled voice, gathered as their segments are embedded: running sums per
+    speaker (Pooling), not every segment's vector, so what is kept does not grow with the recording."""
+
+    def __init__(self, encoder: Encoder):
+        self.encoder = encoder
+        self.poolings: dict[int, Pooling] = {}
+
+    def add(self, turn: Turn, result: EmbeddingResult) -> None:
+        if result.vector is not None:
+            if turn.speaker not in self.poolings:
+                self.poolings[turn.speaker] = self.encoder.pooling()
+            self.poolings[turn.speaker].add(result.vector[None], np.array([turn.duration_s]))
+
+    def pooled(self, speaker: int) -> np.ndarray | None:
+        """The speaker's vector, as the encoder pools a long file's chunks; None without any segment."""
+        pooling = self.poolings.get(speaker)
+        return None if pooling is None else pooling.result()
 
 
 def _turn_audio(path: Path, turns: Sequence[Turn]) -> Iterator[Waveform]:

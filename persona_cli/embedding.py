@@ -13,6 +13,7 @@ decoding ones and `SignalStats.warnings()` names the warnings.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import signal
 from collections import deque
@@ -223,19 +224,27 @@ class _Pending:
 def _groups(
     sources: Iterable[AudioSource], options: PredictOptions, chunks_per_piece: int
 ) -> Iterator[list[AudioSource] | AudioSource]:
-    """Consecutive short sources in lists of `batch_size`, and each long one on its own (not a list)."""
+    """Consecutive short sources in lists of `batch_size` (and of at most `group_seconds` of audio,
+    when set), and each long one on its own (not a list)."""
+    most_seconds = math.inf if options.group_seconds is None else options.group_seconds
     group: list[AudioSource] = []
+    group_seconds = 0.0
     for source in sources:
-        if _declared_seconds(source) > chunks_per_piece * options.chunk_seconds:
+        seconds = _declared_seconds(source)
+        if seconds > chunks_per_piece * options.chunk_seconds:
             if group:
                 yield group
-                group = []
+                group, group_seconds = [], 0.0
             yield source
             continue
+        if group and group_seconds + seconds > most_seconds:
+            yield group
+            group, group_seconds = [], 0.0
         group.append(source)
+        group_seconds += seconds
         if len(group) >= options.batch_size:
             yield group
-            group = []
+            group, group_seconds = [], 0.0
     if group:
         yield group
 

@@ -13,8 +13,9 @@ import torch
 
 from conftest import require_shared, voice_like
 from persona_cli.audio import SAMPLE_RATE, load_audio
-from persona_cli.embedding import EmbeddingResult, embed_files
+from persona_cli.embedding import EmbeddingResult, Waveform, embed_files
 from persona_cli.encoders import DEFAULT_ENCODER, ENCODER_NAMES, Encoder, load_encoder
+from persona_cli.encoders.fused import FusedEncoder
 from persona_cli.encoders.ge2e import (
     HOP,
     PARTIAL_FRAMES,
@@ -304,6 +305,26 @@ def test_ge2e_layers_pool_gives_the_statistics_of_all_the_chunks_frames(encoders
     np.testing.assert_allclose(pooled[256:], np.concatenate([everything.mean(0), everything.std(0)]), atol=1e-5)
 
 
+@pytest.mark.parametrize("name", [*DIMS, "ge2e-layers+mfcc"])
+def test_pooling_chunks_as_they_come_gives_what_pool_gives_them_all_at_once(encoders, name):
+    """A Pooling keeps running sums (a speaker's voice over an hour of segments): fed its chunks one
+    and then a few at a time, it must pool them exactly as Encoder.pool does."""
+    encoder = FusedEncoder([encoders["ge2e-layers"], encoders["mfcc"]]) if "+" in name else encoders[name]
+    rng = np.random.default_rng(3)
+    chunks = np.abs(rng.normal(size=(7, encoder.dim))).astype(np.float32)  # stds must be >= 0
+    seconds = rng.uniform(0.5, 4.0, size=7)
+
+    pooling = encoder.pooling()
+    assert pooling.empty
+    for start, end in [(0, 1), (1, 4), (4, 7)]:
+        pooling.add(chunks[start:end], seconds[start:end])
+
+    assert not pooling.empty
+    np.testing.assert_allclose(pooling.result(), encoder.pool(chunks, seconds), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="nothing to pool"):
+        encoder.pooling().result()
+
+
 # --- registry -----------------------------------------------------------------------------------
 
 
@@ -449,13 +470,15 @@ class RecordingEncoder(Encoder):
     def __init__(self, inner):
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
         self.lengths: list[int] = []
+        self.calls: list[list[int]] = []  # the lengths, call by call
 
     def embed(self, waves):
         self.lengths.extend(len(w) for w in waves)
+        self.calls.append([len(w) for w in waves])
         return self.inner.embed(waves)
 
-    def pool(self, chunk_embeddings, chunk_seconds):
-        return self.inner.pool(chunk_embeddings, chunk_seconds)
+    def pooling(self):
+        return self.inner.pooling()
 
 
 @pytest.mark.parametrize(
@@ -472,6 +495,22 @@ def test_too_short_files_never_reach_the_encoder(encoders, tmp_path, batch_size)
 
     assert [r.error for r in results] == ["too short: 0.20 s < 0.5 s", None]
     assert encoder.lengths == [SAMPLE_RATE]  # only the good file was embedded
+
+
+def test_group_seconds_bounds_the_audio_of_each_workers_job(encoders):
+    """--per segment's groups: at most group_seconds of audio per job (whatever batch_size allows),
+    the results in input order and as without the bound."""
+    seconds = [3.0, 3.0, 3.0, 5.0, 1.0, 1.0]
+    waves = [Waveform(voice_like(s, seed=50 + i), SAMPLE_RATE) for i, s in enumerate(seconds)]
+    bounded, free = RecordingEncoder(encoders["mfcc"]), RecordingEncoder(encoders["mfcc"])
+
+    results = list(embed_files(waves, bounded, PredictOptions(batch_size=16, workers=1, group_seconds=7.0)))
+    unbounded = list(embed_files(waves, free, PredictOptions(batch_size=16, workers=1)))
+
+    assert [[n / SAMPLE_RATE for n in call] for call in bounded.calls] == [[3, 3], [3], [5, 1, 1]]
+    assert free.calls == [[int(s * SAMPLE_RATE) for s in seconds]]
+    for mine, theirs in zip(results, unbounded, strict=True):
+        np.testing.assert_allclose(mine.vector, theirs.vector, atol=BATCH_TOLERANCE)
 
 
 # --- GE2E on waves shorter than seven 30 ms VAD windows ------------------------------------------------

@@ -184,6 +184,17 @@ def test_long_file_pools_to_the_statistics_over_all_its_chunks_frames(encoders, 
     np.testing.assert_allclose(result.vector, _reference_stats(hf_folders[kind], 1, chunks), atol=1e-4)
 
 
+def test_pooling_chunks_as_they_come_weighs_them_by_frames_as_pool_does(encoders):
+    encoder = encoders["hubert-base"]
+    rng = np.random.default_rng(4)
+    chunks = np.abs(rng.normal(size=(5, encoder.dim))).astype(np.float32)
+    seconds = np.array([0.07, 0.5, 1.3, 2.0, 0.33])  # the frame counts are not proportional to these
+    pooling = encoder.pooling()
+    for chunk, length in zip(chunks, seconds):
+        pooling.add(chunk[None], np.array([length]))
+    np.testing.assert_allclose(pooling.result(), encoder.pool(chunks, seconds), rtol=1e-6, atol=1e-7)
+
+
 def test_fused_with_a_built_in_encoder(hf_folders):
     encoder = load_encoder(f"mfcc+hf:{hf_folders['hubert-base']}@2")
     assert encoder.dim == 160 + 64 and encoder.name == f"mfcc+hf:{hf_folders['hubert-base']}@2"

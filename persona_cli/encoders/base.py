@@ -42,9 +42,58 @@ class Encoder(abc.ABC):
         return {}
 
     def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
-        """Combine the embeddings of one long file's chunks into one vector (duration-weighted mean)."""
-        weights = chunk_seconds / chunk_seconds.sum()
-        return (chunk_embeddings * weights[:, None]).sum(axis=0).astype(np.float32)
+        """Combine the embeddings of one long file's chunks into one vector (by default their
+        duration-weighted mean): what `pooling()` makes of them, given all at once."""
+        pooling = self.pooling()
+        pooling.add(chunk_embeddings, chunk_seconds)
+        return pooling.result()
+
+    def pooling(self) -> Pooling:
+        """An empty Pooling, to be given chunks a few at a time."""
+        return Pooling(self)
+
+    # Pooling is a weighted mean of per-chunk terms, finished into one vector, so that it can run
+    # over sums kept as the chunks come (a speaker's hour of segments) and give what `pool` would.
+    def pool_weights(self, chunk_seconds: np.ndarray) -> np.ndarray:
+        """Each chunk's weight in the pooled vector: its duration."""
+        return chunk_seconds
+
+    def pool_terms(self, chunk_embeddings: np.ndarray) -> np.ndarray:
+        """What is averaged over the chunks: the embeddings themselves."""
+        return chunk_embeddings
+
+    def pool_finish(self, mean_terms: np.ndarray) -> np.ndarray:
+        """The pooled vector, from the weighted mean of the chunks' terms."""
+        return mean_terms.astype(np.float32)
+
+
+class Pooling:
+    """One encoder's pooled vector of many chunks, gathered a few at a time: the running weighted
+    sums of their pooling terms, so what it holds does not grow with the audio, and its result is
+    what `Encoder.pool` makes of all the chunks at once."""
+
+    def __init__(self, encoder: Encoder):
+        self.encoder = encoder
+        self.sums: np.ndarray | None = None
+        self.weight = 0.0
+
+    def add(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> None:
+        """Take in (n, dim) chunk embeddings and their n durations in seconds."""
+        weights = self.encoder.pool_weights(np.asarray(chunk_seconds, dtype=np.float64))
+        terms = self.encoder.pool_terms(np.asarray(chunk_embeddings, dtype=np.float64))
+        sums = (terms * weights[:, None]).sum(axis=0)
+        self.sums = sums if self.sums is None else self.sums + sums
+        self.weight += float(weights.sum())
+
+    @property
+    def empty(self) -> bool:
+        return self.sums is None
+
+    def result(self) -> np.ndarray:
+        """The pooled vector (ValueError before any chunk is added)."""
+        if self.sums is None:
+            raise ValueError("nothing to pool: no chunk was added")
+        return self.encoder.pool_finish(self.sums / self.weight)
 
 
 def equal_length_batches(lengths: Sequence[int], max_batch: int) -> Iterator[list[int]]:

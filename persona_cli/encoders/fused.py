@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from persona_cli.encoders.base import Encoder
+from persona_cli.encoders.base import Encoder, Pooling
 from persona_cli.speech import speech_seconds
 
 
@@ -47,13 +47,27 @@ class FusedEncoder(Encoder):
             f"{i}:{key}": value for i, part in enumerate(self.parts) for key, value in part.cache_identity().items()
         }
 
-    def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [
-                part.pool(chunk_embeddings[:, start:end], chunk_seconds)
-                for part, start, end in zip(self.parts, self._bounds[:-1], self._bounds[1:])
-            ]
-        )
+    def pooling(self) -> Pooling:
+        """Each part pools its own columns its own way (GE2E re-normalises its mean)."""
+        return _FusedPooling(self)
+
+
+class _FusedPooling(Pooling):
+    def __init__(self, fused: FusedEncoder):
+        super().__init__(fused)
+        self.parts = [part.pooling() for part in fused.parts]
+        self.bounds = fused._bounds
+
+    def add(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> None:
+        for part, start, end in zip(self.parts, self.bounds[:-1], self.bounds[1:]):
+            part.add(np.asarray(chunk_embeddings)[:, start:end], chunk_seconds)
+
+    @property
+    def empty(self) -> bool:
+        return self.parts[0].empty
+
+    def result(self) -> np.ndarray:
+        return np.concatenate([part.result() for part in self.parts]).astype(np.float32)
 
 
 __all__ = ["FusedEncoder"]

@@ -277,9 +277,9 @@ class GE2EEncoder(Encoder):
         moments = torch.stack([group.double().mean(0) for group in torch.cat(partial_moments).split(counts)])
         return embeddings, moments_to_mean_std(moments.numpy()), list(speech)
 
-    def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
-        pooled = super().pool(chunk_embeddings, chunk_seconds)
-        return pooled / np.linalg.norm(pooled)
+    def pool_finish(self, mean_terms: np.ndarray) -> np.ndarray:
+        """The embeddings' duration-weighted mean, re-normalised, as each one is."""
+        return (mean_terms / np.linalg.norm(mean_terms)).astype(np.float32)
 
 
 def moments_to_mean_std(moments: np.ndarray) -> np.ndarray:
@@ -303,14 +303,15 @@ class GE2ELayersEncoder(GE2EEncoder):
     dim = GE2E_DIM + LAYER_STATS_DIM
     keep_layers = True
 
-    def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
-        """Duration-weighted, like one long file: the embeddings' renormalised mean, and the layers'
-        mean and std over all the chunks' frames (each chunk's second moment is std² + mean²)."""
-        weights = (chunk_seconds / chunk_seconds.sum())[:, None]
-        embedding = super().pool(chunk_embeddings[:, :GE2E_DIM], chunk_seconds)
-        mean, std = np.split(chunk_embeddings[:, GE2E_DIM:].astype(np.float64), 2, axis=1)
-        moments = np.concatenate([(weights * mean).sum(0), (weights * (std**2 + mean**2)).sum(0)])
-        return np.concatenate([embedding, moments_to_mean_std(moments)]).astype(np.float32)
+    # Duration-weighted, like one long file: the embeddings' renormalised mean, and the layers' mean
+    # and std over all the chunks' frames (each chunk's second moment is std² + mean²).
+    def pool_terms(self, chunk_embeddings: np.ndarray) -> np.ndarray:
+        mean, std = np.split(chunk_embeddings[:, GE2E_DIM:], 2, axis=1)
+        return np.concatenate([chunk_embeddings[:, :GE2E_DIM], mean, std**2 + mean**2], axis=1)
+
+    def pool_finish(self, mean_terms: np.ndarray) -> np.ndarray:
+        embedding = super().pool_finish(mean_terms[:GE2E_DIM])
+        return np.concatenate([embedding, moments_to_mean_std(mean_terms[GE2E_DIM:])]).astype(np.float32)
 
 
 def load_ge2e(device: str = "cpu", source: str | None = None, half: bool = False) -> GE2EEncoder:

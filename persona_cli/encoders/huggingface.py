@@ -139,17 +139,19 @@ class HFEncoder(Encoder):
             std = (torch.where(valid, hidden - mean[:, None], 0.0).square().sum(1) / count).sqrt()
             return torch.cat([mean, std], dim=1).cpu().numpy()
 
-    def pool(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> np.ndarray:
-        """The mean and std over all the chunks' frames: each chunk weighs its frame count (its duration,
-        to the convolutions' edge), and its second moment is std² + mean²."""
-        samples = np.maximum(np.round(np.asarray(chunk_seconds) * SAMPLE_RATE).astype(np.int64), MIN_SAMPLES)
-        frames = self.frames(samples).astype(np.float64)
-        weights = (frames / frames.sum())[:, None]
-        mean, std = np.split(chunk_embeddings.astype(np.float64), 2, axis=1)
-        pooled_mean = (weights * mean).sum(0)
-        second_moment = (weights * (std**2 + mean**2)).sum(0)
-        pooled_std = np.sqrt(np.maximum(second_moment - pooled_mean**2, 0.0))
-        return np.concatenate([pooled_mean, pooled_std]).astype(np.float32)
+    # The mean and std over all the chunks' frames: each chunk weighs its frame count (its duration,
+    # to the convolutions' edge), and its second moment is std² + mean².
+    def pool_weights(self, chunk_seconds: np.ndarray) -> np.ndarray:
+        samples = np.maximum(np.round(chunk_seconds * SAMPLE_RATE).astype(np.int64), MIN_SAMPLES)
+        return self.frames(samples).astype(np.float64)
+
+    def pool_terms(self, chunk_embeddings: np.ndarray) -> np.ndarray:
+        mean, std = np.split(chunk_embeddings, 2, axis=1)
+        return np.concatenate([mean, std**2 + mean**2], axis=1)
+
+    def pool_finish(self, mean_terms: np.ndarray) -> np.ndarray:
+        mean, second_moment = np.split(mean_terms, 2)
+        return np.concatenate([mean, np.sqrt(np.maximum(second_moment - mean**2, 0.0))]).astype(np.float32)
 
 
 def _length_sorted_batches(lengths: Sequence[int], max_batch: int) -> Iterator[list[int]]:
