@@ -25,7 +25,7 @@ import numpy as np
 from persona_cli import diarization
 from persona_cli.audio import SAMPLE_RATE, SignalStats, display_path, iter_chunks
 from persona_cli.diarization import Turn
-from persona_cli.embedding import EmbeddingResult, Waveform
+from persona_cli.embedding import ENCODER_ERRORS, EmbeddingResult, Waveform, first_line
 from persona_cli.encoders.base import Encoder, Pooling
 from persona_cli.encoders.ge2e import GE2EEncoder
 from persona_cli.errors import AudioLoadError, UsageError
@@ -151,7 +151,10 @@ class ConversationPredictor:
         seconds = stats.frames / stats.sample_rate if stats.sample_rate else 0.0
         if seconds < options.min_seconds:
             return f"too short: {seconds:.2f} s < {options.min_seconds:g} s"
-        turns = diarization.diarize(listening, count.exactly, count.at_least, count.at_most)
+        try:
+            turns = diarization.diarize(listening, count.exactly, count.at_least, count.at_most)
+        except ENCODER_ERRORS as error:  # a defect of ours, as in embedding: this file's row says so, the rest go on
+            return f"diarization failed: {first_line(error)}"
         if not turns:
             return "no speech detected"
         # Segments are cut before they are queued, so each group in flight holds its audio: small

@@ -212,7 +212,7 @@ def diarize(
     if not regions:
         return []
     pieces = clustering_pieces(listening, regions)
-    if pieces is None:  # speech, but no window of it long enough to embed: one speaker
+    if pieces is None:  # speech, but no window of it to tell voices apart by: one speaker
         labels_of_windows = np.zeros(len(listening.window_centres_s), int)
     else:
         piece_labels = cluster(pieces.centred, pieces.durations, speakers, min_speakers, max_speakers, raw=pieces.raw)
@@ -242,7 +242,7 @@ class Pieces:
 
 def clustering_pieces(listening: Listening, regions: list[tuple[float, float]]) -> Pieces | None:
     """The pieces of `regions` (diarize's speech regions of `listening`), or None when no piece
-    has a window near it."""
+    has a window near it, or none differs from the recording's mean."""
     spans = [piece for region in regions for piece in _cut(region, PIECE_SECONDS)]
     raw, kept = _piece_vectors(spans, listening.window_vectors, listening.window_centres_s)
     if len(kept) == 0:
@@ -251,7 +251,12 @@ def clustering_pieces(listening: Listening, regions: list[tuple[float, float]]) 
     # says nothing about who speaks; without it the speakers' differences stand out.
     centred_windows = _normalised(listening.window_vectors - listening.window_vectors.mean(axis=0))
     centred, _ = _piece_vectors(spans, centred_windows, listening.window_centres_s)
-    return Pieces([spans[i] for i in kept], raw, centred, centred_windows)
+    # A piece whose windows average to the recording's mean (two windows, one each side of it)
+    # points nowhere once centred: its cosine distances are undefined, and it says nothing of who speaks.
+    telling = np.linalg.norm(centred, axis=1) > 0.5  # the rows are unit vectors or zero
+    if not telling.any():
+        return None
+    return Pieces([spans[i] for i, keep in zip(kept, telling) if keep], raw[telling], centred[telling], centred_windows)
 
 
 def cluster(

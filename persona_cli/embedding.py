@@ -420,13 +420,14 @@ def _embed_chunks(encoder: Encoder, waves: Sequence[np.ndarray]) -> list[tuple[n
             (vector,), (seconds,) = encoder.embed_with_speech([wave])
             results.append((vector if np.isfinite(vector).all() else "embedding failed: non-finite embedding", seconds))
         except ENCODER_ERRORS as error:
-            results.append((f"embedding failed: {_first_line(error)}", 0.0))
+            results.append((f"embedding failed: {first_line(error)}", 0.0))
     return results
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """What an error says, in one line (its type where it says nothing), for an error row."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
-__all__ = ["ENCODER_ERRORS", "EmbeddingResult", "Waveform", "batched", "embed_files"]
+__all__ = ["ENCODER_ERRORS", "EmbeddingResult", "Waveform", "batched", "embed_files", "first_line"]

@@ -116,6 +116,23 @@ def test_silence_has_no_turns(encoder):
     assert diarize(listening) == []
 
 
+def test_a_piece_at_the_recordings_mean_is_left_out_of_the_clustering():
+    """Two windows in one piece average to the recording's mean, so once centred that piece is the
+    zero vector, whose cosine distances scipy refuses: a 30 s cut of Common Voice clips once ended
+    `persona predict --per segment` with that traceback. Here a second, short region borrows the
+    second window, so there are two pieces and one of them points nowhere."""
+    voiced = np.zeros(200, bool)
+    voiced[:80] = True  # 0-2.4 s: one piece, holding both windows
+    voiced[95:115] = True  # 2.85-3.45 s: no window inside; it borrows the nearest one (1.6 s)
+    vectors = np.eye(256)[:2]
+    listening = diarization.Listening(voiced, np.array([0.8, 1.6]), vectors)
+
+    turns = diarize(listening)
+
+    assert [turn.speaker for turn in turns] == [0] * len(turns) and turns
+    assert turns[-1].end_s == pytest.approx(3.45)
+
+
 def test_cluster_folds_tiny_clusters_and_obeys_bounds():
     """Three directions 120 degrees apart, as centred speaker vectors point: 20 pieces on each of two,
     one piece on the third."""
@@ -215,6 +232,30 @@ def test_per_segment_resume_keeps_each_files_rows_once(conversation, tmp_path, c
     rows = out.read_text().splitlines()
     assert code == 0 and rows[: len(first)] == first
     assert sum(str(clip) in row for row in rows) == len(first) - 1
+
+
+def test_a_file_the_diarization_fails_on_is_an_error_row_and_the_next_goes_on(
+    conversation, tmp_path, capsys, monkeypatch
+):
+    path, _ = conversation
+    clip = sorted(SAMPLE_AUDIO.glob("*.mp3"))[0]
+    real_diarize, calls = diarization.diarize, []
+
+    def failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("The condensed distance matrix must contain only finite values.\nmore")
+        return real_diarize(*args, **kwargs)
+
+    monkeypatch.setattr(diarization, "diarize", failing_once)
+    out = tmp_path / "segments.csv"
+    code, _, _ = run_cli(["predict", str(path), str(clip), "--per", "segment", "-o", str(out), "-q"], capsys)
+
+    rows = list(csv.DictReader(out.open()))
+    assert code == 1  # a file failed
+    assert rows[0]["error"] == "diarization failed: The condensed distance matrix must contain only finite values."
+    assert rows[0]["path"].endswith("two speakers.flac") and rows[0]["emotion"] == ""
+    assert len(rows) > 1 and all(row["error"] == "" and row["emotion"] for row in rows[1:])
 
 
 @pytest.mark.parametrize(
