@@ -61,32 +61,39 @@ def measure(work: Path, encoder: GE2EEncoder) -> tuple[dict, float]:
     return scores, listening_s
 
 
+TABLE_HEAD = (
+    "| listening | DER ±0.25 s clean / noisy | DER, no collar, clean / noisy | count right clean / noisy | listening time |\n"
+    "|---|---|---|---|---|"
+)
+
+
+def table_row(name: str, scores: dict, seconds: float) -> str:
+    """One line of TABLE_HEAD's table from measure()'s results."""
+    cells = []
+    for collar in benchmark.COLLARS:
+        rates = []
+        for variant in ("clean", "noisy"):
+            mine = [s[collar] for uri, s in scores.items() if uri.startswith(variant)]
+            errors = sum(s["missed detection"] + s["false alarm"] + s["confusion"] for s in mine)
+            rates.append(f"{100 * errors / sum(s['total'] for s in mine):.1f}")
+        cells.append(" / ".join(rates) + " %")
+    counts = []
+    for variant in ("clean", "noisy"):
+        mine = [s for uri, s in scores.items() if uri.startswith(variant)]
+        counts.append(f"{sum(s['n_hypothesis'] == s['n_reference'] for s in mine)}/{len(mine)}")
+    return f"| {name} | {cells[0]} | {cells[1]} | {' / '.join(counts)} | {seconds:.1f} s |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="a work folder of benchmarks/diarization.py")
     args = parser.parse_args()
     encoder = GE2EEncoder()
     as_it_is = diarization._window_vectors
-    print(
-        "| listening | DER ±0.25 s clean / noisy | DER, no collar, clean / noisy | count right clean / noisy | listening time |"
-    )
-    print("|---|---|---|---|---|")
+    print(TABLE_HEAD)
     for name, window_vectors in (("1.6 s windows (now)", as_it_is), ("0.8 s halves, summed", vectors_from_halves)):
         diarization._window_vectors = window_vectors
-        scores, seconds = measure(args.work, encoder)
-        cells = []
-        for collar in benchmark.COLLARS:
-            rates = []
-            for variant in ("clean", "noisy"):
-                mine = [s[collar] for uri, s in scores.items() if uri.startswith(variant)]
-                errors = sum(s["missed detection"] + s["false alarm"] + s["confusion"] for s in mine)
-                rates.append(f"{100 * errors / sum(s['total'] for s in mine):.1f}")
-            cells.append(" / ".join(rates) + " %")
-        counts = []
-        for variant in ("clean", "noisy"):
-            mine = [s for uri, s in scores.items() if uri.startswith(variant)]
-            counts.append(f"{sum(s['n_hypothesis'] == s['n_reference'] for s in mine)}/{len(mine)}")
-        print(f"| {name} | {cells[0]} | {cells[1]} | {' / '.join(counts)} | {seconds:.1f} s |")
+        print(table_row(name, *measure(args.work, encoder)))
     diarization._window_vectors = as_it_is
 
 
