@@ -14,6 +14,7 @@ Each recording is read twice, so that memory does not grow with its length:
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from os import PathLike
@@ -37,12 +38,14 @@ from persona_cli.results import Prediction, Segment, SpeakerSummary
 if TYPE_CHECKING:
     from persona_cli.predictor import Predictor
 
+log = logging.getLogger("persona")
+
 #: chunks of this length: a whole number of voice flags (diarization.listen's alignment)
 CHUNK_SECONDS = 30.0
 #: a group of the embedding engine: at most this many segments and this much of their audio. What a
 #: job holds while its network runs follows its audio, and over an hour's hundreds of groups both
-#: workers meet their largest at once, which a minute's few groups seldom do: 12 s keeps the hour's
-#: peak within 10 % of the minute's (docs/long-recordings.md, "Memory")
+#: workers meet their largest at once, which a minute's few groups seldom do; small groups keep the
+#: hour's peak near the minute's (docs/long-recordings.md, "Memory")
 SEGMENTS_PER_GROUP = 16
 GROUP_SECONDS = 12.0
 #: segments per call of the model (after embedding)
@@ -154,6 +157,7 @@ class ConversationPredictor:
         try:
             turns = diarization.diarize(listening, count.exactly, count.at_least, count.at_most)
         except ENCODER_ERRORS as error:  # a defect of ours, as in embedding: this file's row says so, the rest go on
+            log.debug("diarizing %s failed", path, exc_info=True)
             return f"diarization failed: {first_line(error)}"
         if not turns:
             return "no speech detected"
@@ -168,7 +172,9 @@ class ConversationPredictor:
         voices = _Voices(self.predictor.encoder)
         waiting: list[EmbeddingResult] = []  # embedded, not yet predicted
         try:
-            for turn, result in zip(turns, self.predictor._embed(_turn_audio(path, turns), in_small_groups)):
+            for turn, result in zip(
+                turns, self.predictor._embed(_turn_audio(path, turns), in_small_groups), strict=True
+            ):
                 voices.add(turn, result)
                 waiting.append(result)
                 # predicted as they come, a few at a time: the model's work for all of an hour's
@@ -186,7 +192,8 @@ class ConversationPredictor:
         return _Recording(path, turns, segments, speakers, "; ".join(stats.warnings()) or None)
 
     def _pooled(self, speakers: list[int], voices: _Voices) -> dict[int, Prediction]:
-        """Each speaker's prediction from all of their segments' vectors, pooled by duration."""
+        """Each speaker's prediction from their pooled voice (all of their segments, pooled as the
+        encoder pools a long file's chunks)."""
         pooled = []
         for speaker in speakers:
             vector = voices.pooled(speaker)

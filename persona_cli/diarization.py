@@ -65,6 +65,9 @@ REFINEMENT_ROUNDS = 5  # moves of every piece to its nearest cluster centre
 # 40 minutes of speech: an hour's pieces are clustered every other one, and a speaker long enough to
 # be kept (MIN_SPEAKER_SECONDS, 3 pieces) is still in the sample when their speech is in one stretch.
 MAX_CLUSTERED_PIECES = 1000
+# A centred piece's mean of unit vectors shorter than this points nowhere (float32 rounding of unit
+# vectors is about 1e-7, so this is far above it and far below any real difference between voices).
+MIN_CENTRED_NORM = 1e-4
 
 
 @dataclass(frozen=True)
@@ -244,19 +247,21 @@ def clustering_pieces(listening: Listening, regions: list[tuple[float, float]]) 
     """The pieces of `regions` (diarize's speech regions of `listening`), or None when no piece
     has a window near it, or none differs from the recording's mean."""
     spans = [piece for region in regions for piece in _cut(region, PIECE_SECONDS)]
-    raw, kept = _piece_vectors(spans, listening.window_vectors, listening.window_centres_s)
+    raw, kept = _piece_means(spans, listening.window_vectors, listening.window_centres_s)
     if len(kept) == 0:
         return None
     # What every window shares (the ReLU'd embedding's common direction, the room, the channel)
     # says nothing about who speaks; without it the speakers' differences stand out.
     centred_windows = _normalised(listening.window_vectors - listening.window_vectors.mean(axis=0))
-    centred, _ = _piece_vectors(spans, centred_windows, listening.window_centres_s)
+    centred, _ = _piece_means(spans, centred_windows, listening.window_centres_s)
     # A piece whose windows average to the recording's mean (two windows, one each side of it)
-    # points nowhere once centred: its cosine distances are undefined, and it says nothing of who speaks.
-    telling = np.linalg.norm(centred, axis=1) > 0.5  # the rows are unit vectors or zero
+    # points nowhere once centred: normalised, it would be a direction of rounding noise (or zero,
+    # whose cosine distances scipy refuses), and it says nothing of who speaks.
+    telling = np.linalg.norm(centred, axis=1) > MIN_CENTRED_NORM
     if not telling.any():
         return None
-    return Pieces([spans[i] for i, keep in zip(kept, telling) if keep], raw[telling], centred[telling], centred_windows)
+    spans = [spans[i] for i, keep in zip(kept, telling) if keep]
+    return Pieces(spans, _normalised(raw[telling]), _normalised(centred[telling]), centred_windows)
 
 
 def cluster(
@@ -366,11 +371,11 @@ def _cut(span: tuple[float, float], longest: float) -> list[tuple[float, float]]
     return [(round(float(a), 3), round(float(b), 3)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _piece_vectors(
+def _piece_means(
     pieces: list[tuple[float, float]], window_vectors: np.ndarray, centres: np.ndarray
 ) -> tuple[np.ndarray, list[int]]:
-    """The normalised mean of the windows centred in each piece (its nearest window when none is),
-    and which pieces had a window within a window's length."""
+    """The mean of the windows centred in each piece (its nearest window when none is), and which
+    pieces had a window within a window's length."""
     if len(centres) == 0:
         return np.zeros((0, window_vectors.shape[1])), []
     vectors, kept = [], []
@@ -383,7 +388,7 @@ def _piece_vectors(
             inside = np.array([nearest])
         vectors.append(window_vectors[inside].mean(0))
         kept.append(i)
-    return _normalised(np.stack(vectors)) if vectors else np.zeros((0, window_vectors.shape[1])), kept
+    return np.stack(vectors) if vectors else np.zeros((0, window_vectors.shape[1])), kept
 
 
 def _turns_in(region: tuple[float, float], centres: np.ndarray, window_labels: np.ndarray) -> list[Turn]:

@@ -226,7 +226,7 @@ def _groups(
 ) -> Iterator[list[AudioSource] | AudioSource]:
     """Consecutive short sources in lists of `batch_size` (and of at most `group_seconds` of audio,
     when set), and each long one on its own (not a list)."""
-    most_seconds = math.inf if options.group_seconds is None else options.group_seconds
+    most_seconds = _most_group_seconds(options)
     group: list[AudioSource] = []
     group_seconds = 0.0
     for source in sources:
@@ -321,7 +321,7 @@ def _embed_in_order(
         for (result, _), (embedded, speech_s) in zip(batch, _embed_chunks(encoder, [wave for _, wave in batch])):
             _add_chunk(result, embedded, speech_s)
         if progress is not None and batch:
-            progress(sum(len(wave) for _, wave in batch) / SAMPLE_RATE)
+            progress(_batch_seconds(batch))
         batch.clear()
 
     def finished() -> Iterator[EmbeddingResult]:
@@ -349,11 +349,19 @@ def _embed_in_order(
             seconds = sum(result.chunk_seconds) + sum(len(c) for c in chunks) / SAMPLE_RATE
             if _check_length(result, seconds, stats, options):
                 _queue(result, chunks, batch)
-        if len(batch) >= options.batch_size:
+        if len(batch) >= options.batch_size or _batch_seconds(batch) >= _most_group_seconds(options):
             run_batch()
         yield from finished()
     run_batch()
     yield from finished()
+
+
+def _most_group_seconds(options: PredictOptions) -> float:
+    return math.inf if options.group_seconds is None else options.group_seconds
+
+
+def _batch_seconds(batch: list[tuple[EmbeddingResult, np.ndarray]]) -> float:
+    return sum(len(wave) for _, wave in batch) / SAMPLE_RATE
 
 
 def _check_length(result: EmbeddingResult, seconds: float, stats: SignalStats, options: PredictOptions) -> bool:

@@ -90,8 +90,9 @@ class PredictOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = 32  # chunks (of up to chunk_seconds each) per encoder forward call
     chunk_seconds: float = 30.0  # long files are embedded in windows this long, then pooled
-    # at most this much audio in one worker's group of short sources (None: batch_size of them,
-    # however long): a job's working buffers follow its audio, so this bounds what each one holds
+    # at most this much audio in one worker's group of short sources (without workers: an encoder
+    # call runs once this much is waiting); None: batch_size of them, however long. What a job holds
+    # while the network runs follows its audio, so this bounds it
     group_seconds: float | None = None
     min_seconds: float = 0.5  # shorter audio is an error: too little speech to characterise
     workers: int | None = None  # threads that each decode and embed groups of files (None: one per core; 0: none)

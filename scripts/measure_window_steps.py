@@ -32,12 +32,15 @@ def main() -> None:
     encoder = GE2EEncoder()
     as_it_is = diarization.WINDOW_STEP_SAMPLES, diarization.PIECE_SECONDS
     print(TABLE_HEAD)
-    for variant in args.variants:
-        step, piece = (float(part) for part in variant.split(":"))
-        # both are read when each chunk is listened to and each recording clustered
-        diarization.WINDOW_STEP_SAMPLES, diarization.PIECE_SECONDS = round(step * SAMPLE_RATE), piece
-        print(table_row(f"windows every {step:g} s, pieces of {piece:g} s", *measure(args.work, encoder)), flush=True)
-    diarization.WINDOW_STEP_SAMPLES, diarization.PIECE_SECONDS = as_it_is
+    try:
+        for variant in args.variants:
+            step, piece = (float(part) for part in variant.split(":"))
+            # both are read when each chunk is listened to and each recording clustered
+            diarization.WINDOW_STEP_SAMPLES, diarization.PIECE_SECONDS = round(step * SAMPLE_RATE), piece
+            row = table_row(f"windows every {step:g} s, pieces of {piece:g} s", *measure(args.work, encoder))
+            print(row, flush=True)
+    finally:
+        diarization.WINDOW_STEP_SAMPLES, diarization.PIECE_SECONDS = as_it_is
 
 
 if __name__ == "__main__":

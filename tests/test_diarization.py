@@ -116,20 +116,30 @@ def test_silence_has_no_turns(encoder):
     assert diarize(listening) == []
 
 
-def test_a_piece_at_the_recordings_mean_is_left_out_of_the_clustering():
+def _two_unit_windows(kind: str) -> np.ndarray:
+    if kind == "basis-vectors":
+        return np.eye(256, dtype=np.float32)[:2]
+    vectors = np.random.default_rng(0).normal(size=(2, 256)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["basis-vectors", "random-vectors"])
+def test_a_piece_at_the_recordings_mean_is_left_out_of_the_clustering(kind):
     """Two windows in one piece average to the recording's mean, so once centred that piece is the
-    zero vector, whose cosine distances scipy refuses: a 30 s cut of Common Voice clips once ended
-    `persona predict --per segment` with that traceback. Here a second, short region borrows the
-    second window, so there are two pieces and one of them points nowhere."""
+    zero vector (basis vectors), whose cosine distances scipy refuses: a 30 s cut of Common Voice
+    clips once ended `persona predict --per segment` with that traceback; or float32 rounding noise
+    (random ones), which normalised would become a direction of its own. Here a second, short region
+    borrows the second window, so there are two pieces and one of them points nowhere."""
     voiced = np.zeros(200, bool)
     voiced[:80] = True  # 0-2.4 s: one piece, holding both windows
     voiced[95:115] = True  # 2.85-3.45 s: no window inside; it borrows the nearest one (1.6 s)
-    vectors = np.eye(256)[:2]
-    listening = diarization.Listening(voiced, np.array([0.8, 1.6]), vectors)
+    listening = diarization.Listening(voiced, np.array([0.8, 1.6]), _two_unit_windows(kind))
 
+    pieces = diarization.clustering_pieces(listening, [(0.0, 2.4), (2.85, 3.45)])
     turns = diarize(listening)
 
-    assert [turn.speaker for turn in turns] == [0] * len(turns) and turns
+    assert pieces is not None and pieces.spans == [(2.85, 3.45)]
+    assert turns and {turn.speaker for turn in turns} == {0}
     assert turns[-1].end_s == pytest.approx(3.45)
 
 

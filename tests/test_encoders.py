@@ -3,6 +3,7 @@ batched against one-at-a-time, long files in pooled chunks, and per-file errors 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -315,11 +316,9 @@ def test_pooling_chunks_as_they_come_gives_what_pool_gives_them_all_at_once(enco
     seconds = rng.uniform(0.5, 4.0, size=7)
 
     pooling = encoder.pooling()
-    assert pooling.empty
     for start, end in [(0, 1), (1, 4), (4, 7)]:
         pooling.add(chunks[start:end], seconds[start:end])
 
-    assert not pooling.empty
     np.testing.assert_allclose(pooling.result(), encoder.pool(chunks, seconds), rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="nothing to pool"):
         encoder.pooling().result()
@@ -497,17 +496,23 @@ def test_too_short_files_never_reach_the_encoder(encoders, tmp_path, batch_size)
     assert encoder.lengths == [SAMPLE_RATE]  # only the good file was embedded
 
 
-def test_group_seconds_bounds_the_audio_of_each_workers_job(encoders):
-    """--per segment's groups: at most group_seconds of audio per job (whatever batch_size allows),
+@pytest.mark.parametrize(
+    ("workers", "calls"),
+    [(1, [[3, 3], [3], [5, 1, 1]]), (0, [[3, 3, 3], [5, 1, 1]])],
+    ids=["a-worker-cuts-before-the-bound", "no-worker-runs-once-it-is-reached"],
+)
+def test_group_seconds_bounds_the_audio_of_each_encoder_call(encoders, workers, calls):
+    """--per segment's groups: about group_seconds of audio per call (whatever batch_size allows),
     the results in input order and as without the bound."""
     seconds = [3.0, 3.0, 3.0, 5.0, 1.0, 1.0]
     waves = [Waveform(voice_like(s, seed=50 + i), SAMPLE_RATE) for i, s in enumerate(seconds)]
     bounded, free = RecordingEncoder(encoders["mfcc"]), RecordingEncoder(encoders["mfcc"])
 
-    results = list(embed_files(waves, bounded, PredictOptions(batch_size=16, workers=1, group_seconds=7.0)))
-    unbounded = list(embed_files(waves, free, PredictOptions(batch_size=16, workers=1)))
+    options = PredictOptions(batch_size=16, workers=workers, group_seconds=7.0)
+    results = list(embed_files(waves, bounded, options))
+    unbounded = list(embed_files(waves, free, dataclasses.replace(options, group_seconds=None)))
 
-    assert [[n / SAMPLE_RATE for n in call] for call in bounded.calls] == [[3, 3], [3], [5, 1, 1]]
+    assert [[n / SAMPLE_RATE for n in call] for call in bounded.calls] == calls
     assert free.calls == [[int(s * SAMPLE_RATE) for s in seconds]]
     for mine, theirs in zip(results, unbounded, strict=True):
         np.testing.assert_allclose(mine.vector, theirs.vector, atol=BATCH_TOLERANCE)

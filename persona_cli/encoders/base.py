@@ -85,10 +85,6 @@ class Pooling:
         self.sums = sums if self.sums is None else self.sums + sums
         self.weight += float(weights.sum())
 
-    @property
-    def empty(self) -> bool:
-        return self.sums is None
-
     def result(self) -> np.ndarray:
         """The pooled vector (ValueError before any chunk is added)."""
         if self.sums is None:

@@ -48,11 +48,14 @@ class FusedEncoder(Encoder):
         }
 
     def pooling(self) -> Pooling:
-        """Each part pools its own columns its own way (GE2E re-normalises its mean)."""
+        """Each part pools its own columns its own way (GE2E re-normalises its mean, an `hf:` part
+        weighs chunks by frames), so the pool_* hooks inherited from Encoder are not used here."""
         return _FusedPooling(self)
 
 
 class _FusedPooling(Pooling):
+    """The parts' Poolings side by side; the sums live in them."""
+
     def __init__(self, fused: FusedEncoder):
         super().__init__(fused)
         self.parts = [part.pooling() for part in fused.parts]
@@ -61,10 +64,6 @@ class _FusedPooling(Pooling):
     def add(self, chunk_embeddings: np.ndarray, chunk_seconds: np.ndarray) -> None:
         for part, start, end in zip(self.parts, self.bounds[:-1], self.bounds[1:]):
             part.add(np.asarray(chunk_embeddings)[:, start:end], chunk_seconds)
-
-    @property
-    def empty(self) -> bool:
-        return self.parts[0].empty
 
     def result(self) -> np.ndarray:
         return np.concatenate([part.result() for part in self.parts]).astype(np.float32)
