@@ -226,7 +226,7 @@ def _groups(
 ) -> Iterator[list[AudioSource] | AudioSource]:
     """Consecutive short sources in lists of `batch_size` (and of at most `group_seconds` of audio,
     when set), and each long one on its own (not a list)."""
-    most_seconds = _most_group_seconds(options)
+    most_seconds = math.inf if options.group_seconds is None else options.group_seconds
     group: list[AudioSource] = []
     group_seconds = 0.0
     for source in sources:
@@ -349,15 +349,12 @@ def _embed_in_order(
             seconds = sum(result.chunk_seconds) + sum(len(c) for c in chunks) / SAMPLE_RATE
             if _check_length(result, seconds, stats, options):
                 _queue(result, chunks, batch)
-        if len(batch) >= options.batch_size or _batch_seconds(batch) >= _most_group_seconds(options):
+        at_audio_bound = options.group_seconds is not None and _batch_seconds(batch) >= options.group_seconds
+        if len(batch) >= options.batch_size or at_audio_bound:  # (summed only when there is a bound)
             run_batch()
         yield from finished()
     run_batch()
     yield from finished()
-
-
-def _most_group_seconds(options: PredictOptions) -> float:
-    return math.inf if options.group_seconds is None else options.group_seconds
 
 
 def _batch_seconds(batch: list[tuple[EmbeddingResult, np.ndarray]]) -> float:

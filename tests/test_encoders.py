@@ -468,11 +468,13 @@ class RecordingEncoder(Encoder):
 
     def __init__(self, inner):
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
-        self.lengths: list[int] = []
-        self.calls: list[list[int]] = []  # the lengths, call by call
+        self.calls: list[list[int]] = []  # the waves' lengths, call by call
+
+    @property
+    def lengths(self) -> list[int]:
+        return [length for call in self.calls for length in call]
 
     def embed(self, waves):
-        self.lengths.extend(len(w) for w in waves)
         self.calls.append([len(w) for w in waves])
         return self.inner.embed(waves)
 
