@@ -11,6 +11,11 @@
    - centred cross: the mean similarity across the pieces after centring on the recording's mean.
 2. Piece length: diarize() with PIECE_SECONDS x SPEAKER_DISTANCE, speaker count exact and frame
    diarization error (10 ms, no collar, optimal mapping).
+3. A cut that falls with the count (--scaled-cuts): centred on the recording's mean, k speakers'
+   directions sit about 1/(k-1) apart in cosine, so the distance that parts them shrinks as k grows.
+   Each conversation is clustered with a cut of A + B/(k-1) for every k from 2 to 8, and a k whose
+   cut finds exactly k speakers is the count (the smallest or the largest such k; the cut for 2
+   when none is).
 
 The conversations: the diarization benchmark's (`python benchmarks/diarization.py --build-only
 --work DIR`, EmoDB and LibriSpeech voices, clean and overlap + noise) and 24 RAVDESS/ASED
@@ -23,6 +28,7 @@ conversations as scripts/tune_diarization.py builds them (acted emotions, seed 0
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import sys
 from pathlib import Path
@@ -124,6 +130,23 @@ def count_and_error(conversations: list[Conversation]) -> tuple[int, float]:
     return exact, float(np.mean(errors))
 
 
+def scaled_cut_counts(conversations: list[Conversation], a: float, b: float, pick) -> int:
+    """How many conversations the cut A + B/(k-1) counts exactly (3. above)."""
+    exact = 0
+    for listening, reference in conversations:
+        pieces = diarization.clustering_pieces(listening, diarization._speech_regions(listening.voiced))
+        if pieces is None:
+            continue
+        found = {}
+        for k in range(2, 9):
+            diarization.SPEAKER_DISTANCE = a + b / (k - 1)
+            found[k] = diarization.cluster(pieces.centred, pieces.durations, raw=pieces.raw).max() + 1
+        consistent = [k for k, count in found.items() if count == k]
+        exact += (pick(consistent) if consistent else found[2]) == len({who for *_, who in reference})
+    diarization.SPEAKER_DISTANCE = 1.0
+    return exact
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="a folder built by benchmarks/diarization.py")
@@ -131,6 +154,7 @@ def main() -> None:
     parser.add_argument("--cut", type=float, default=0.7, help="the over-clustering's distance")
     parser.add_argument("--pieces", type=float, nargs="+", default=[2.4, 3.2, 4.0, 5.6])
     parser.add_argument("--distances", type=float, nargs="+", default=[0.9, 1.0])
+    parser.add_argument("--scaled-cuts", action="store_true", help="also measure 3. (a grid of A and B)")
     args = parser.parse_args()
     encoder = load_ge2e()
     sets = benchmark_conversations(args.work, encoder)
@@ -170,6 +194,19 @@ def main() -> None:
                 exact, error = count_and_error(conversations)
                 cells.append(f"{exact}/{len(conversations)}, {100 * error:.1f} %")
             print(f"| {piece} | {distance} | " + " | ".join(cells) + " |", flush=True)
+    diarization.PIECE_SECONDS, diarization.SPEAKER_DISTANCE = 2.4, 1.0
+    if args.scaled_cuts:
+        print("\nA cut of A + B/(k-1): speaker count exact\n")
+        print("| A | B | cuts for 2 / 3 / 4 | k chosen | " + " | ".join(sets) + " |")
+        print("|---|---|---|---|" + "---|" * len(sets))
+        for a, b in itertools.product((0.8, 0.85, 0.9), (0.15, 0.2, 0.3)):
+            for pick in (min, max):
+                cells = [
+                    f"{scaled_cut_counts(conversations, a, b, pick)}/{len(conversations)}"
+                    for conversations in sets.values()
+                ]
+                cuts = " / ".join(f"{a + b / (k - 1):.3f}" for k in (2, 3, 4))
+                print(f"| {a} | {b} | {cuts} | {pick.__name__} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
