@@ -132,7 +132,7 @@ def count_and_error(conversations: list[Conversation]) -> tuple[int, float]:
 
 def scaled_cut_counts(conversations: list[Conversation], a: float, b: float, pick) -> int:
     """How many conversations the cut A + B/(k-1) counts exactly (3. above)."""
-    exact = 0
+    exact, kept_cut = 0, diarization.SPEAKER_DISTANCE
     for listening, reference in conversations:
         pieces = diarization.clustering_pieces(listening, diarization._speech_regions(listening.voiced))
         if pieces is None:
@@ -143,7 +143,7 @@ def scaled_cut_counts(conversations: list[Conversation], a: float, b: float, pic
             found[k] = diarization.cluster(pieces.centred, pieces.durations, raw=pieces.raw).max() + 1
         consistent = [k for k, count in found.items() if count == k]
         exact += (pick(consistent) if consistent else found[2]) == len({who for *_, who in reference})
-    diarization.SPEAKER_DISTANCE = 1.0
+    diarization.SPEAKER_DISTANCE = kept_cut
     return exact
 
 
@@ -186,6 +186,7 @@ def main() -> None:
     print("\nPiece length and cut: speaker count exact, frame error without a collar\n")
     print("| PIECE_SECONDS | SPEAKER_DISTANCE | " + " | ".join(sets) + " |")
     print("|---|---|" + "---|" * len(sets))
+    kept = diarization.PIECE_SECONDS, diarization.SPEAKER_DISTANCE
     for piece in args.pieces:
         for distance in args.distances:
             diarization.PIECE_SECONDS, diarization.SPEAKER_DISTANCE = piece, distance
@@ -194,7 +195,7 @@ def main() -> None:
                 exact, error = count_and_error(conversations)
                 cells.append(f"{exact}/{len(conversations)}, {100 * error:.1f} %")
             print(f"| {piece} | {distance} | " + " | ".join(cells) + " |", flush=True)
-    diarization.PIECE_SECONDS, diarization.SPEAKER_DISTANCE = 2.4, 1.0
+    diarization.PIECE_SECONDS, diarization.SPEAKER_DISTANCE = kept
     if args.scaled_cuts:
         print("\nA cut of A + B/(k-1): speaker count exact\n")
         print("| A | B | cuts for 2 / 3 / 4 | k chosen | " + " | ".join(sets) + " |")
