@@ -130,9 +130,10 @@ def count_and_error(conversations: list[Conversation]) -> tuple[int, float]:
     return exact, float(np.mean(errors))
 
 
-def scaled_cut_counts(conversations: list[Conversation], a: float, b: float, pick) -> int:
-    """How many conversations the cut A + B/(k-1) counts exactly (3. above)."""
-    exact, kept_cut = 0, diarization.SPEAKER_DISTANCE
+def scaled_cut_counts(conversations: list[Conversation], a: float, b: float) -> dict[str, int]:
+    """How many conversations the cut A + B/(k-1) counts exactly (3. above), choosing the smallest
+    and the largest consistent k: {"min": ..., "max": ...}."""
+    exact, kept_cut = {"min": 0, "max": 0}, diarization.SPEAKER_DISTANCE
     for listening, reference in conversations:
         pieces = diarization.clustering_pieces(listening, diarization._speech_regions(listening.voiced))
         if pieces is None:
@@ -142,7 +143,9 @@ def scaled_cut_counts(conversations: list[Conversation], a: float, b: float, pic
             diarization.SPEAKER_DISTANCE = a + b / (k - 1)
             found[k] = diarization.cluster(pieces.centred, pieces.durations, raw=pieces.raw).max() + 1
         consistent = [k for k, count in found.items() if count == k]
-        exact += (pick(consistent) if consistent else found[2]) == len({who for *_, who in reference})
+        speakers = len({who for *_, who in reference})
+        for pick in (min, max):
+            exact[pick.__name__] += (pick(consistent) if consistent else found[2]) == speakers
     diarization.SPEAKER_DISTANCE = kept_cut
     return exact
 
@@ -201,13 +204,11 @@ def main() -> None:
         print("| A | B | cuts for 2 / 3 / 4 | k chosen | " + " | ".join(sets) + " |")
         print("|---|---|---|---|" + "---|" * len(sets))
         for a, b in itertools.product((0.8, 0.85, 0.9), (0.15, 0.2, 0.3)):
-            for pick in (min, max):
-                cells = [
-                    f"{scaled_cut_counts(conversations, a, b, pick)}/{len(conversations)}"
-                    for conversations in sets.values()
-                ]
-                cuts = " / ".join(f"{a + b / (k - 1):.3f}" for k in (2, 3, 4))
-                print(f"| {a} | {b} | {cuts} | {pick.__name__} | " + " | ".join(cells) + " |", flush=True)
+            counts = [scaled_cut_counts(conversations, a, b) for conversations in sets.values()]
+            cuts = " / ".join(f"{a + b / (k - 1):.3f}" for k in (2, 3, 4))
+            for pick in ("min", "max"):
+                cells = [f"{exact[pick]}/{len(conversations)}" for exact, conversations in zip(counts, sets.values())]
+                print(f"| {a} | {b} | {cuts} | {pick} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
