@@ -116,6 +116,9 @@ class Conversation:
     overlaps: int  # turn changes that start before the previous turn ends
     turns: int
     segments: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, speaker label)
+    # (start, end, speaker label, source clip's file name) of every utterance placed, for the emotion
+    # an EmoDB clip was acted with
+    utterances: list[tuple[float, float, str, str]] = field(default_factory=list)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,11 +250,13 @@ def speech_spans(wave: np.ndarray) -> list[tuple[int, int]]:
     return [(start, min(end, len(wave))) for start, end in spans]
 
 
-def utterance(voice: Voice, clips: Clips, rng: np.random.Generator) -> np.ndarray:
-    """One utterance of the voice: a whole clip, or a 2-6 s excerpt of a longer one, cut at quiet frames."""
-    wave = clips(voice.clips[rng.integers(len(voice.clips))])
+def utterance(voice: Voice, clips: Clips, rng: np.random.Generator) -> tuple[np.ndarray, Path]:
+    """One utterance of the voice: a whole clip, or a 2-6 s excerpt of a longer one, cut at quiet
+    frames; and the clip it comes from."""
+    clip = voice.clips[rng.integers(len(voice.clips))]
+    wave = clips(clip)
     if len(wave) <= EXCERPT_S[1] * SAMPLE_RATE:
-        return wave
+        return wave, clip
     db = _frame_db(wave)
     quiet = np.flatnonzero(db < np.percentile(db, 25))  # pauses and the quiet ends of words
     shortest, longest = (round(s * 100) for s in EXCERPT_S)
@@ -259,7 +264,7 @@ def utterance(voice: Voice, clips: Clips, rng: np.random.Generator) -> np.ndarra
     start = int(rng.choice(starts)) if len(starts) else 0
     ends = quiet[(quiet >= start + shortest) & (quiet <= start + longest)]
     end = int(rng.choice(ends)) if len(ends) else min(len(db), start + int(rng.integers(shortest, longest + 1)))
-    return trim(wave[start * FRAME : end * FRAME])
+    return trim(wave[start * FRAME : end * FRAME]), clip
 
 
 # --- conversations -----------------------------------------------------------------------------
@@ -275,14 +280,21 @@ def build_conversations(
         "seed": seed,
         "data": str(data),
         "min_pause_s": MIN_PAUSE_S,
-        "layout": 2,
+        "layout": 3,  # 3: conversations.json lists each utterance's source clip
     }
     manifest = work / "conversations.json"
     if manifest.exists():
         saved = json.loads(manifest.read_text())
         if saved["settings"] == settings:
             return [
-                Conversation(**{**c, "segments": [tuple(s) for s in c["segments"]]}) for c in saved["conversations"]
+                Conversation(
+                    **{
+                        **c,
+                        "segments": [tuple(s) for s in c["segments"]],
+                        "utterances": [tuple(u) for u in c["utterances"]],
+                    }
+                )
+                for c in saved["conversations"]
             ]
     (work / "audio").mkdir(parents=True, exist_ok=True)
     for old in [*(work / "audio").glob("*.flac"), *(work / "hyp").glob("*")]:  # another set's files and results
@@ -349,7 +361,7 @@ def conversation_audio(
     voices = choose_voices(pool, n_speakers, rng)
     levels = {v.label: float(rng.uniform(*SPEAKER_LEVEL_DBFS)) for v in voices}
     noisy = variant == "overlap+noise"
-    placed: list[tuple[int, np.ndarray, str]] = []
+    placed: list[tuple[int, np.ndarray, str, str]] = []
     cursor = float(rng.uniform(0.3, 1.0))
     speaker, turns, overlaps = None, 0, 0
     while cursor < seconds:
@@ -361,10 +373,10 @@ def conversation_audio(
         for k in range(int(rng.integers(UTTERANCES_PER_TURN[0], UTTERANCES_PER_TURN[1] + 1))):
             if k:
                 cursor += float(rng.uniform(*GAP_IN_TURN_S))
-            wave = utterance(voice, clips, rng)
+            wave, clip = utterance(voice, clips, rng)
             gain = 10 ** (levels[voice.label] / 20) / (np.sqrt(np.mean(wave.astype(np.float64) ** 2)) + 1e-9)
             gain *= 10 ** (rng.uniform(-2, 2) / 20)  # a little variation from one utterance to the next
-            placed.append((round(cursor * SAMPLE_RATE), (wave * gain).astype(np.float32), voice.label))
+            placed.append((round(cursor * SAMPLE_RATE), (wave * gain).astype(np.float32), voice.label, clip.name))
             cursor += len(wave) / SAMPLE_RATE
         if noisy and rng.random() < OVERLAP_SHARE:
             last = len(placed[-1][1]) / SAMPLE_RATE
@@ -372,12 +384,15 @@ def conversation_audio(
             overlaps += 1
         else:
             cursor += float(rng.uniform(*PAUSE_S))
-    end = max(start + len(w) for start, w, _ in placed) + round(rng.uniform(0.3, 1.0) * SAMPLE_RATE)
+    end = max(start + len(w) for start, w, _, _ in placed) + round(rng.uniform(0.3, 1.0) * SAMPLE_RATE)
     mix = np.zeros(end, np.float32)
     speech = np.zeros(end, bool)
-    segments = []
-    for start, wave, label in placed:
+    segments, utterances = [], []
+    for start, wave, label, clip_name in placed:
         mix[start : start + len(wave)] += wave
+        utterances.append(
+            (round(start / SAMPLE_RATE, 3), round((start + len(wave)) / SAMPLE_RATE, 3), label, clip_name)
+        )
         for first, last in speech_spans(wave):
             speech[start + first : start + last] = True
             segments.append((round((start + first) / SAMPLE_RATE, 3), round((start + last) / SAMPLE_RATE, 3), label))
@@ -405,6 +420,7 @@ def conversation_audio(
         overlaps,
         turns,
         segments,
+        utterances,
     )
     return conversation, mix, voices
 
@@ -421,7 +437,7 @@ def background(kind: str, n: int, others: list[Voice], clips: Clips, rng: np.ran
         for i in rng.choice(len(others), min(BABBLE_VOICES, len(others)), replace=False):
             stream, filled = np.zeros(n, np.float32), 0
             while filled < n:
-                wave = utterance(others[i], clips, rng)
+                wave, _ = utterance(others[i], clips, rng)
                 wave = wave / (np.sqrt(np.mean(wave.astype(np.float64) ** 2)) + 1e-9)
                 stream[filled : filled + len(wave)] = wave[: n - filled]
                 filled += len(wave)
@@ -559,6 +575,9 @@ def score(
         for mode, run in runs.items()
         if run
     }
+    emotions = {}
+    if "segment" in runs:
+        emotions = segment_emotions(conversations, _read_csv(hyp / MODES["segment"][1]))
     if runs.get("segment") and runs.get("file"):
         throughput["segment/file time"] = round(runs["segment"]["wall_s"] / runs["file"]["wall_s"], 2)
     return {
@@ -567,8 +586,41 @@ def score(
         "labels disagree": [r["uri"] for r in results if not r["labels agree"]],
         "groups": groups,
         "throughput": throughput,
+        "segment emotion": emotions,
         "conversations": results,
     }
+
+
+def segment_emotions(conversations: list[Conversation], rows: list[dict]) -> dict:
+    """Per variant, how often a `--per segment` row's emotion is the one its EmoDB clip was acted
+    with: the clip is the utterance overlapping the segment most, and boredom (outside persona's six)
+    is left out. Accuracy, and the unweighted mean of per-emotion recalls over the emotions present."""
+    from persona_cli.corpora.codebooks import EMODB_EMOTIONS
+
+    rows_of = defaultdict(list)
+    for row in rows:
+        if row.get("emotion"):
+            rows_of[Path(row["path"]).stem].append(row)
+    pairs = defaultdict(list)  # variant -> (acted, predicted)
+    for c in conversations:
+        if c.corpus != "emodb":
+            continue
+        for row in rows_of[c.uri]:
+            start, end = float(row["start_s"]), float(row["end_s"])
+            overlaps = [min(end, u_end) - max(start, u_start) for u_start, u_end, _, _ in c.utterances]
+            clip = c.utterances[int(np.argmax(overlaps))][3]
+            acted = EMODB_EMOTIONS[clip[5]][1]
+            if acted is not None and max(overlaps) > 0:
+                pairs[c.variant].append((acted, row["emotion"]))
+    scores = {}
+    for variant, found in pairs.items():
+        recalls = [np.mean([p == e for a, p in found if a == e]) for e in sorted({a for a, _ in found})]
+        scores[variant] = {
+            "segments": len(found),
+            "accuracy": float(np.mean([a == p for a, p in found])),
+            "UAR": float(np.mean(recalls)),
+        }
+    return scores
 
 
 def speaker_checks(uri: str, mapping: dict, rows: list[dict], truth: dict) -> list[dict]:
@@ -659,6 +711,11 @@ def markdown(result: dict) -> str:
         if isinstance(t, dict):
             flag = "" if t["exit_code"] == 0 else f" (exit {t['exit_code']})"
             lines.append(f"| --per {MODES[mode][0]} -o {MODES[mode][1]} | {t['wall_s']}{flag} | {t['audio_s_per_s']} |")
+    for variant, e in result.get("segment emotion", {}).items():
+        lines.append(
+            f"\nsegment emotion, EmoDB conversations, {variant}: UAR {pct(e['UAR'])}, accuracy "
+            f"{pct(e['accuracy'])} ({e['segments']} segments)"
+        )
     if "segment/file time" in result["throughput"]:
         lines.append(f"\n--per segment takes {result['throughput']['segment/file time']}x the time of --per file.")
     return "\n".join(lines)

@@ -9,6 +9,10 @@ Each recording is read twice, so that memory does not grow with its length:
    encoder, on all its workers: the emotion of each segment is read from its own audio, and each
    speaker's gender and age from all of their segments pooled as one long file would be
    (Encoder.pool), since a few seconds say less about a voice than minutes do.
+
+Where the encoder is made of what the listening pass measures anyway (the default
+`ge2e-layers+prosody` is), the segments' vectors come from those measures and the recording is
+read once (segment_features.py); only an encoder's other parts need the second reading.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from persona_cli.encoders.ge2e import GE2EEncoder
 from persona_cli.errors import AudioLoadError, UsageError
 from persona_cli.labels import EMOTIONS
 from persona_cli.memory import return_free_memory
-from persona_cli.options import SpeakerCount
+from persona_cli.options import PredictOptions, SpeakerCount
 from persona_cli.results import Prediction, Segment, SpeakerSummary
+from persona_cli.segment_features import HeardFeatures, SegmentRecipe
 
 if TYPE_CHECKING:
     from persona_cli.predictor import Predictor
@@ -76,8 +81,11 @@ class ConversationPredictor:
                 f"normalises over groups of files ({predictor.normalization})"
             )
         self.predictor = predictor
-        # the speaker vectors come from GE2E whatever the model's encoder: they are what it was trained for
-        self.speaker_encoder = GE2EEncoder(device=predictor.options.device)
+        #: None where every column of a segment's vector is computed from its audio
+        self.recipe = SegmentRecipe.of(predictor.encoder)
+        # The speaker vectors come from GE2E whatever the model's encoder: they are what it was
+        # trained for. The model's own GE2E part where it has one, so that it runs once.
+        self.speaker_encoder = self.recipe.listener if self.recipe else GE2EEncoder(device=predictor.options.device)
 
     def segments(
         self, paths: Iterable[str | PathLike], count: SpeakerCount = ANY_NUMBER, progress: Progress | None = None
@@ -142,12 +150,22 @@ class ConversationPredictor:
 
     def _recording(self, path: Path, count: SpeakerCount, progress: Progress | None) -> _Recording | str:
         """The recording diarized and predicted, or why it could not be."""
+        heard = HeardFeatures(self.recipe) if self.recipe else None
+        try:
+            return self._heard_and_predicted(path, count, progress, heard)
+        finally:
+            if heard is not None:
+                heard.close()
+
+    def _heard_and_predicted(
+        self, path: Path, count: SpeakerCount, progress: Progress | None, heard: HeardFeatures | None
+    ) -> _Recording | str:
         stats = SignalStats()
         options = self.predictor.options
         half_of = None if progress is None else (lambda seconds: progress(seconds / 2))
         try:
             listening = diarization.listen(
-                iter_chunks(path, CHUNK_SECONDS, stats), self.speaker_encoder, options.workers or 0, half_of
+                iter_chunks(path, CHUNK_SECONDS, stats), self.speaker_encoder, options.workers or 0, half_of, heard
             )
         except AudioLoadError as error:
             return str(error)
@@ -164,17 +182,14 @@ class ConversationPredictor:
         # Segments are cut before they are queued, so each group in flight holds its audio: small
         # groups keep a long recording's peak memory near a short one's.
         in_small_groups = dataclasses.replace(options, batch_size=SEGMENTS_PER_GROUP, group_seconds=GROUP_SECONDS)
-        # the turns are all that is needed of the listening pass now: what it and the clustering
-        # freed goes back to the OS before the segments are embedded, not kept through the pass
-        del listening
+        # what the clustering freed goes back to the OS before the segments are embedded, not kept
+        # through the pass
         return_free_memory()
         segments: list[Prediction] = []
         voices = _Voices(self.predictor.encoder)
         waiting: list[EmbeddingResult] = []  # embedded, not yet predicted
         try:
-            for turn, result in zip(
-                turns, self.predictor._embed(_turn_audio(path, turns), in_small_groups), strict=True
-            ):
+            for turn, result in zip(turns, self._embedded(path, turns, listening, heard, in_small_groups), strict=True):
                 voices.add(turn, result)
                 waiting.append(result)
                 # predicted as they come, a few at a time: the model's work for all of an hour's
@@ -190,6 +205,35 @@ class ConversationPredictor:
         segments += self.predictor._predictions(waiting)
         speakers = self._pooled(sorted({turn.speaker for turn in turns}), voices)
         return _Recording(path, turns, segments, speakers, "; ".join(stats.warnings()) or None)
+
+    def _embedded(
+        self,
+        path: Path,
+        turns: Sequence[Turn],
+        listening: diarization.Listening,
+        heard: HeardFeatures | None,
+        options: PredictOptions,
+    ) -> Iterator[EmbeddingResult]:
+        """Each turn's embedding by the model's encoder: from the turn's audio, or from what the
+        listening pass measured, with the encoder's other parts (if any) embedded from the audio."""
+        if heard is None:
+            yield from self.predictor._embed(_turn_audio(path, turns), options)
+            return
+        rest = heard.recipe.rest
+        if rest is None:  # nothing to read from the audio again
+            results: Iterable[EmbeddingResult] = (
+                EmbeddingResult(None, turn.duration_s, speech_s=listening.speech_between(turn.start_s, turn.end_s))
+                for turn in turns
+            )
+        else:
+            results = self.predictor._embed(_turn_audio(path, turns), options, encoder=rest)
+        for turn, result in zip(turns, results, strict=True):
+            if result.error is None:
+                result.vector = heard.vector(listening, turn, result.vector)
+                if result.vector is None:
+                    result.error = "no speech window heard in this segment"
+            # the engine checks the speech of what it embeds; here the listening pass's flags say it
+            yield self.predictor._speech_checked(result) if rest is None else result
 
     def _pooled(self, speakers: list[int], voices: _Voices) -> dict[int, Prediction]:
         """Each speaker's prediction from their pooled voice (all of their segments, pooled as the

@@ -30,13 +30,23 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from persona_cli.audio import SAMPLE_RATE
-from persona_cli.encoders.ge2e import HOP, MAX_PARTIALS_PER_FORWARD, PARTIAL_FRAMES, GE2EEncoder
+from persona_cli.encoders.ge2e import (
+    GE2E_DIM,
+    HOP,
+    LAYER_STATS_DIM,
+    MAX_PARTIALS_PER_FORWARD,
+    PARTIAL_FRAMES,
+    GE2EEncoder,
+    layer_moments,
+)
 from persona_cli.encoders.mel import power_mel
+from persona_cli.encoders.prosody import FRAME as PROSODY_FRAME, HOP as PROSODY_HOP, MEASURES, ProsodyEncoder
 from persona_cli.memory import return_free_memory
 from persona_cli.runtime import compute_threads
 from persona_cli.speech import VAD_WINDOW, normalize_volume, speech_seconds, voiced_windows
@@ -95,12 +105,36 @@ class Listening:
     def speech_s(self) -> float:
         return float(np.count_nonzero(self.voiced)) * FLAG_SECONDS
 
+    def speech_between(self, start_s: float, end_s: float) -> float:
+        """Seconds of speech flagged from start_s to end_s."""
+        first, last = round(start_s / FLAG_SECONDS), round(end_s / FLAG_SECONDS)
+        return float(np.count_nonzero(self.voiced[first:last])) * FLAG_SECONDS
+
+
+@dataclass
+class ChunkFeatures:
+    """What else a chunk's listening measured, for its segments' vectors (segment_features.py)."""
+
+    moments: np.ndarray | None  # (windows, 1024) each window's layer moments (ge2e.layer_moments)
+    first_frame: int  # the recording's prosody frame (one every prosody.HOP samples) of measures[:, 0]
+    measures: np.ndarray | None  # (prosody.MEASURES, frames) of the frames that end inside this chunk
+
+
+class FeatureSink(Protocol):
+    """Takes each chunk's ChunkFeatures, in the recording's order, as `listen` hears them."""
+
+    keeps_layers: bool  # the windows' layer moments are wanted
+    prosody: ProsodyEncoder | None  # the prosody frames' measures are wanted, made by this
+
+    def add(self, features: ChunkFeatures) -> None: ...
+
 
 @dataclass
 class _ChunkResult:
     voiced: np.ndarray
     centres_s: np.ndarray
     vectors: np.ndarray
+    features: ChunkFeatures | None = None
 
 
 def listen(
@@ -108,16 +142,24 @@ def listen(
     encoder: GE2EEncoder,
     workers: int = 0,
     progress: Callable[[float], None] | None = None,
+    sink: FeatureSink | None = None,
 ) -> Listening:
     """The voice flags and window embeddings of a recording given as consecutive 16 kHz mono chunks
-    (audio.iter_chunks). With `workers`, chunks are embedded in parallel, at most 2 x workers at once."""
+    (audio.iter_chunks). With `workers`, chunks are embedded in parallel, at most 2 x workers at once.
+    With `sink`, what else it asks of each chunk goes there in order, and is not kept here."""
     jobs = _chunk_jobs(chunks)
     if workers <= 0:
-        results = [_listen_to_chunk(*job, encoder, progress) for job in jobs]
+        heard: Iterable[_ChunkResult] = (_listen_to_chunk(*job, encoder, progress, sink) for job in jobs)
     else:
-        results = list(_in_parallel(jobs, encoder, workers, progress))
+        heard = _in_parallel(jobs, encoder, workers, progress, sink)
+    results = []
+    for result in heard:
+        if sink is not None and result.features is not None:
+            sink.add(result.features)
+            result.features = None
+        results.append(result)
     if not results:
-        return Listening(np.zeros(0, bool), np.zeros(0), np.zeros((0, encoder.dim), np.float32))
+        return Listening(np.zeros(0, bool), np.zeros(0), np.zeros((0, GE2E_DIM), np.float32))
     return Listening(
         np.concatenate([r.voiced for r in results]),
         np.concatenate([r.centres_s for r in results]),
@@ -146,13 +188,17 @@ def _chunk_jobs(chunks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int,
 
 
 def _in_parallel(
-    jobs: Iterator[tuple[np.ndarray, int, int]], encoder: GE2EEncoder, workers: int, progress
+    jobs: Iterator[tuple[np.ndarray, int, int]],
+    encoder: GE2EEncoder,
+    workers: int,
+    progress,
+    sink: FeatureSink | None,
 ) -> Iterator[_ChunkResult]:
     threads = compute_threads(workers)
 
     def job(buffer: np.ndarray, start: int, new_from: int) -> _ChunkResult:
         torch.set_num_threads(threads)
-        result = _listen_to_chunk(buffer, start, new_from, encoder, progress)
+        result = _listen_to_chunk(buffer, start, new_from, encoder, progress, sink)
         return_free_memory()  # the chunk's spectrogram and LSTM activations, freed in this thread's heap
         return result
 
@@ -171,9 +217,15 @@ def _in_parallel(
 
 @torch.inference_mode()
 def _listen_to_chunk(
-    buffer: np.ndarray, start: int, new_from: int, encoder: GE2EEncoder, progress: Callable[[float], None] | None
+    buffer: np.ndarray,
+    start: int,
+    new_from: int,
+    encoder: GE2EEncoder,
+    progress: Callable[[float], None] | None,
+    sink: FeatureSink | None = None,
 ) -> _ChunkResult:
-    """The new part's voice flags, and the embeddings of the speech windows wholly inside the buffer."""
+    """The new part's voice flags, the embeddings of the speech windows wholly inside the buffer, and
+    what else `sink` asks for."""
     wave = normalize_volume(buffer)
     voiced = voiced_windows(wave)
     if speech_seconds(wave, voiced) == 0:  # noise or a steady tone that the detector took for speech
@@ -185,25 +237,62 @@ def _listen_to_chunk(
     flags_per_window = WINDOW_SAMPLES // VAD_WINDOW
     shares = np.array([voiced[s // VAD_WINDOW : s // VAD_WINDOW + flags_per_window].mean() for s in starts])
     starts = starts[shares >= MIN_VOICED_SHARE] if len(starts) else starts
-    vectors = np.zeros((0, encoder.dim), np.float32)
+    keep_layers = sink is not None and sink.keeps_layers
+    vectors = np.zeros((0, GE2E_DIM), np.float32)
+    moments = np.zeros((0, LAYER_STATS_DIM), np.float32) if keep_layers else None
     if len(starts):
         mel = power_mel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), encoder.mel_filters, HOP)
-        vectors = _window_vectors(mel, starts, encoder)
+        vectors, moments = _window_vectors(mel, starts, encoder, keep_layers)
+    features = None
+    if sink is not None:
+        first_frame, measures = _prosody_frames(buffer, start, new_from, sink.prosody)
+        features = ChunkFeatures(moments, first_frame, measures)
     if progress is not None:
         progress((len(buffer) - new_from) / SAMPLE_RATE)
     centres = (start + starts + WINDOW_SAMPLES / 2) / SAMPLE_RATE
-    return _ChunkResult(new_voiced, centres, vectors)
+    return _ChunkResult(new_voiced, centres, vectors, features)
 
 
-def _window_vectors(mel: torch.Tensor, starts: np.ndarray, encoder: GE2EEncoder) -> np.ndarray:
+def _prosody_frames(
+    buffer: np.ndarray, start: int, new_from: int, prosody: ProsodyEncoder | None
+) -> tuple[int, np.ndarray | None]:
+    """The first of the prosody frames this chunk measures, and their measures (None without `prosody`).
+
+    Each prosody frame of the recording is measured by the chunk its last sample falls in, so that
+    every frame is measured once; the carried part of the buffer holds the start of the frames that
+    run across from the previous chunk. The samples are the raw ones: prosody reads loudness as it
+    was recorded, where the GE2E network hears the chunk at a set volume."""
+    new_start, end = start + new_from, start + len(buffer)
+    # the first frame ending after the new part starts, and starting inside the buffer
+    first = max(_ceil_div(new_start - PROSODY_FRAME + 1, PROSODY_HOP), _ceil_div(start, PROSODY_HOP))
+    if prosody is None:
+        return first, None
+    last = (end - PROSODY_FRAME) // PROSODY_HOP  # the last frame ending inside the buffer
+    if last < first:
+        return first, np.zeros((MEASURES, 0), np.float32)
+    samples = buffer[first * PROSODY_HOP - start : last * PROSODY_HOP + PROSODY_FRAME - start]
+    return first, prosody.frame_measures(samples)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _window_vectors(
+    mel: torch.Tensor, starts: np.ndarray, encoder: GE2EEncoder, keep_layers: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The GE2E embedding of the 1.6 s window at each of `starts` (samples into the chunk whose mel
-    frames `mel` holds), (len(starts), 256)."""
+    frames `mel` holds), (len(starts), 256); with `keep_layers`, also its layer moments, (len(starts), 1024)."""
     partials = torch.stack([mel[s // HOP : s // HOP + PARTIAL_FRAMES] for s in starts])
-    embeds = [
-        encoder.forward(partials[i : i + WINDOWS_PER_FORWARD].to(encoder.device, encoder.dtype))[0]
-        for i in range(0, len(partials), WINDOWS_PER_FORWARD)
-    ]
-    return torch.cat(embeds).cpu().numpy()
+    embeds, moments = [], []
+    for i in range(0, len(partials), WINDOWS_PER_FORWARD):
+        batch_embeds, layer_outputs = encoder.forward(
+            partials[i : i + WINDOWS_PER_FORWARD].to(encoder.device, encoder.dtype)
+        )
+        embeds.append(batch_embeds)
+        if keep_layers:
+            moments.append(layer_moments(layer_outputs))
+    return torch.cat(embeds).cpu().numpy(), torch.cat(moments).cpu().numpy() if keep_layers else None
 
 
 def diarize(

@@ -133,15 +133,22 @@ class Embedder:
         sources: Iterable[Path | Waveform],
         options: PredictOptions | None = None,
         progress: Progress | None = None,
+        encoder: Encoder | None = None,
     ) -> Iterator[EmbeddingResult]:
-        """The engine's results, with a file holding (almost) no speech turned into an error or warned about."""
-        for result in embed_files(sources, self.encoder, options or self.options, progress):
-            if result.error is None and result.speech_s < NO_SPEECH_SECONDS:
-                result.vector, result.warning, result.error = None, None, "no speech detected"
-            elif result.error is None and result.speech_s < LITTLE_SPEECH_SECONDS:
-                little = f"little speech: {result.speech_s:.2f} s"
-                result.warning = f"{result.warning}; {little}" if result.warning else little
-            yield result
+        """The engine's results (by `encoder`, default the model's), with a file holding (almost) no
+        speech turned into an error or warned about."""
+        for result in embed_files(sources, encoder or self.encoder, options or self.options, progress):
+            yield self._speech_checked(result)
+
+    @staticmethod
+    def _speech_checked(result: EmbeddingResult) -> EmbeddingResult:
+        """`result`, made an error when it holds (almost) no speech and warned about when it holds little."""
+        if result.error is None and result.speech_s < NO_SPEECH_SECONDS:
+            result.vector, result.warning, result.error = None, None, "no speech detected"
+        elif result.error is None and result.speech_s < LITTLE_SPEECH_SECONDS:
+            little = f"little speech: {result.speech_s:.2f} s"
+            result.warning = f"{result.warning}; {little}" if result.warning else little
+        return result
 
     def embed_waveform(self, wave: np.ndarray, sample_rate: int) -> Embedding:
         """The Embedding of audio in memory: 1-D (mono) or (frames, channels) samples at `sample_rate` Hz."""

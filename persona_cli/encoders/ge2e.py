@@ -194,6 +194,8 @@ class GE2EEncoder(Encoder):
         if bfloat16 is None:
             bfloat16 = cpu_runs_bfloat16()
         self.bfloat16 = bool(bfloat16) and self.device.type == "cpu" and not half
+        #: None: resemblyzer's own weights
+        self.weights = weights
         checkpoint = torch.load(weights or resemblyzer_weights_path(), map_location="cpu", weights_only=True)
         self.network = SpeakerLSTM()
         self.network.load_resemblyzer_state(checkpoint["model_state"])
@@ -263,12 +265,8 @@ class GE2EEncoder(Encoder):
             batch = all_partials[i : i + MAX_PARTIALS_PER_FORWARD].to(self.device, self.dtype, non_blocking=on_gpu)
             embeds, layer_outputs = self.forward(batch)
             partial_embeds.append(embeds.cpu())
-            if keep_layers:  # first and second moments over each partial's frames, [means | mean squares]
-                # layer by layer: joining the two time-major layer outputs first was the slow part
-                # (docs/speed.md, "Cheaper layer moments")
-                outputs = [layer.float() for layer in layer_outputs]
-                per_layer = [layer.mean(1) for layer in outputs] + [layer.square().mean(1) for layer in outputs]
-                partial_moments.append(torch.cat(per_layer, dim=1).cpu())
+            if keep_layers:
+                partial_moments.append(layer_moments(layer_outputs).cpu())
         means = torch.stack([group.mean(0) for group in torch.cat(partial_embeds).split(counts)])
         embeddings = (means / torch.linalg.vector_norm(means, dim=1, keepdim=True)).numpy().astype(np.float32)
         if not keep_layers:
@@ -280,6 +278,15 @@ class GE2EEncoder(Encoder):
     def pool_finish(self, mean_terms: np.ndarray) -> np.ndarray:
         """The embeddings' duration-weighted mean, re-normalised, as each one is."""
         return (mean_terms / np.linalg.norm(mean_terms)).astype(np.float32)
+
+
+def layer_moments(layer_outputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """(batch, 1024) first and second moments of the middle and top layers over each partial's
+    frames: [middle mean | top mean | middle mean square | top mean square], in float32."""
+    # layer by layer: joining the two time-major layer outputs first was the slow part
+    # (docs/speed.md, "Cheaper layer moments")
+    outputs = [layer.float() for layer in layer_outputs]
+    return torch.cat([layer.mean(1) for layer in outputs] + [layer.square().mean(1) for layer in outputs], dim=1)
 
 
 def moments_to_mean_std(moments: np.ndarray) -> np.ndarray:

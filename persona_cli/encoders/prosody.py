@@ -50,6 +50,8 @@ SEMITONE_REFERENCE_HZ = 27.5  # eGeMAPS's pitch reference (A0)
 EPS = 1e-10
 
 SPECTRAL = ("centroid_khz", "slope_db_per_khz", "alpha_ratio_db", "hammarberg_db", "flatness", "zcr")
+#: per frame: loudness, F0, periodicity and the spectral descriptors
+MEASURES = 3 + len(SPECTRAL)
 FEATURE_NAMES = (
     [f"pitch_{s}" for s in ("mean", "std", "p20", "p50", "p80", "range", "abs_change")]
     + [f"loudness_{s}" for s in ("mean", "std", "p20", "p50", "p80", "range", "rise", "fall")]
@@ -87,11 +89,20 @@ class ProsodyEncoder(Encoder):
             return out
         frames_per_file = [self._frames(wave) for wave in waves]
         file_starts = np.cumsum([len(frames) for frames in frames_per_file])[:-1]
-        for i, (loudness, f0, periodicity, *spectral) in enumerate(
-            np.split(self._measure(frames_per_file), file_starts, axis=1)
-        ):
-            out[i] = self._functionals(loudness, f0, periodicity, np.stack(spectral, 1))
+        for i, measures in enumerate(np.split(self._measure(frames_per_file), file_starts, axis=1)):
+            out[i] = self.functionals(measures)
         return out
+
+    @torch.inference_mode()
+    def frame_measures(self, wave: np.ndarray) -> np.ndarray:
+        """(MEASURES, n) the measures of each 40 ms frame of `wave`, one every 20 ms from its first
+        sample: what `functionals` of any run of them makes the vector of that stretch from."""
+        return self._measure([self._frames(wave)])
+
+    def functionals(self, measures: np.ndarray) -> np.ndarray:
+        """One file's vector from its frames' (MEASURES, n) measures."""
+        loudness, f0, periodicity, *spectral = measures
+        return self._functionals(loudness, f0, periodicity, np.stack(spectral, 1))
 
     @staticmethod
     def _frames(wave: np.ndarray) -> torch.Tensor:
@@ -101,7 +112,7 @@ class ProsodyEncoder(Encoder):
         return samples.unfold(0, FRAME, HOP)  # (n, FRAME), a view
 
     def _measure(self, frames_per_file: list[torch.Tensor]) -> np.ndarray:
-        """(3 + len(SPECTRAL), total frames): the measures of every file's frames in turn (see
+        """(MEASURES, total frames): the measures of every file's frames in turn (see
         _frame_measures).
 
         The frames of consecutive files share one analysis of up to FRAMES_PER_BLOCK frames: a
@@ -121,7 +132,7 @@ class ProsodyEncoder(Encoder):
         return torch.cat(blocks, 1).numpy()
 
     def _frame_measures(self, frames: torch.Tensor) -> torch.Tensor:
-        """(3 + len(SPECTRAL), n): loudness (dB), F0 (Hz), periodicity and the spectral descriptors of each frame."""
+        """(MEASURES, n): loudness (dB), F0 (Hz), periodicity and the spectral descriptors of each frame."""
         loudness = 10 * torch.log10(frames.pow(2).mean(1) + EPS)
         spectrum = torch.fft.rfft(frames * self.window, N_FFT)
         power = (spectrum * spectrum.conj()).real + EPS  # |X|², in fewer passes than real² + imag²
