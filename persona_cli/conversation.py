@@ -1,7 +1,7 @@
 """Predictions per speaker and per stretch of speech in a recording: `persona predict --per segment`
 and `--per speaker`, and `Predictor.predict_segments` / `predict_speakers`.
 
-Each recording is read twice, so that memory does not grow with its length:
+Each recording is heard in two passes, so that memory does not grow with its length:
 
 1. `diarization.listen` streams it once for voice flags and speaker vectors, and `diarize` says who
    speaks when (`Turn`s);
