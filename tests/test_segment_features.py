@@ -123,3 +123,38 @@ def test_an_encoders_other_parts_keep_their_place_in_the_vector(conversation):  
 @pytest.mark.parametrize("name", ["mfcc", "prosody", "ge2e+ge2e-layers"])
 def test_encoders_without_one_ge2e_network_embed_every_segment_from_its_audio(name):
     assert SegmentRecipe.of(load_encoder(name)) is None
+
+
+def _random_model(encoder_name: str, folder) -> str:
+    import torch
+
+    from persona_cli.model import ModelMetadata, PersonaModel, build_network
+
+    encoder = load_encoder(encoder_name)
+    metadata = ModelMetadata(
+        encoder=encoder_name, encoder_dim=encoder.dim, encoder_revision=encoder.revision, head="fcn"
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        network = build_network(metadata)
+    return str(PersonaModel(network, metadata).save(folder / f"{encoder_name}.safetensors"))
+
+
+@pytest.mark.parametrize(
+    "encoder_name",
+    ["mfcc", "ge2e+mfcc", "ge2e-layers"],
+    ids=["two readings (no GE2E part)", "one more reading for mfcc", "no second reading"],
+)
+def test_every_way_of_making_segment_vectors_gives_the_same_turns_and_a_prediction_each(
+    conversation,  # noqa: F811
+    encoder_name,
+    tmp_path,
+):
+    from persona_cli.predictor import Predictor
+
+    path, _ = conversation
+    default = list(Predictor(workers=0).predict_segments([path]))
+    other = list(Predictor(model=_random_model(encoder_name, tmp_path), workers=0).predict_segments([path]))
+    assert [(s.start_s, s.end_s, s.speaker) for s in other] == [(s.start_s, s.end_s, s.speaker) for s in default]
+    assert all(s.emotion is not None and s.gender is not None and s.error is None for s in other)
+    assert {s.encoder for s in other} == {encoder_name}
