@@ -13,7 +13,8 @@ embeds one long recording on every core. `diarize` turns that into `Turn`s:
    and at most MAX_CLUSTERED_PIECES of them (evenly spaced; the rest join their nearest cluster):
    the distance matrix grows with the square of their number, and would otherwise make a long
    recording's memory grow with its length (an hour of speech holds ~1,500 pieces, three hours 4,500:
-   an 80 MB matrix);
+   an 80 MB matrix). Pieces are noisy, so the clusters are then judged whole: two whose means are
+   alike are joined, and one whose two halves' means are not is split (`cluster`);
 3. every window assigned to the nearest speaker centroid, every 30 ms of speech to its nearest
    window, so a change of speaker is placed to within a window step even without a pause;
 4. runs shorter than MIN_SEGMENT_SECONDS merged into a neighbour, and runs longer than
@@ -71,6 +72,12 @@ SPEAKER_DISTANCE = 1.0
 MIN_SPEAKER_SECONDS = 6.0
 # Cosine similarity of two clusters' mean embeddings, before centring, above which they are one voice.
 SAME_SPEAKER_SIMILARITY = 0.9
+# A cluster is split in two where its two halves (2-means on the centred pieces) are less alike than
+# this, uncentred, and each holds at least SPLIT_SECONDS of speech: two voices the cut joined. One
+# speaker's halves stay above it, even an actor's across all of their acted emotions (0.81-0.91
+# for RAVDESS and ASED actors, 0.91-0.97 for a reader's 0.5-4 minutes; docs/long-recordings.md).
+SPLIT_SIMILARITY = 0.80
+SPLIT_SECONDS = 10.0  # halves with less speech have means too noisy to compare
 REFINEMENT_ROUNDS = 5  # moves of every piece to its nearest cluster centre
 # 40 minutes of speech: an hour's pieces are clustered every other one, and a speaker long enough to
 # be kept (MIN_SPEAKER_SECONDS, 3 pieces) is still in the sample when their speech is in one stretch.
@@ -366,7 +373,8 @@ def cluster(
     Average-linkage clusters on cosine distance (of at most MAX_CLUSTERED_PIECES vectors, evenly
     spaced, the others joining their nearest cluster), cut at SPEAKER_DISTANCE; clusters with less than
     MIN_SPEAKER_SECONDS of speech folded into their nearest neighbour; clusters whose `raw` vectors
-    (the embeddings before centring) point the same way, above SAME_SPEAKER_SIMILARITY, joined; then the closest clusters
+    (the embeddings before centring) point the same way, above SAME_SPEAKER_SIMILARITY, joined, and
+    clusters whose two halves' raw means are less alike than SPLIT_SIMILARITY split; then the closest clusters
     merged while there are more than `max_speakers` (or `speakers`), or the tree cut into
     `min_speakers` (or `speakers`) when there are fewer; last, every vector moved to its nearest
     cluster centre. Folding before counting keeps a cough or a burst of noise from taking the place
@@ -399,6 +407,8 @@ def cluster(
         if similarity[a, b] < SAME_SPEAKER_SIMILARITY:
             break
         labels = np.unique(np.where(labels == max(a, b), min(a, b), labels), return_inverse=True)[1]
+    if raw is not None and speakers is None:
+        labels = _split_two_voices(vectors, raw, durations, labels, most=high)
     while labels.max() + 1 > high:
         centres = _centres(vectors, durations, labels)
         similarity = centres @ centres.T
@@ -413,6 +423,46 @@ def cluster(
             break
         labels = moved
     return labels
+
+
+def _split_two_voices(
+    vectors: np.ndarray, raw: np.ndarray, durations: np.ndarray, labels: np.ndarray, most: int
+) -> np.ndarray:
+    """`labels` with each cluster that holds two voices split in two, while there are fewer than
+    `most` clusters. The cut joins pieces, which are noisy; the test is on two halves' means, which
+    average many pieces and so tell two people from one far better (SPLIT_SIMILARITY)."""
+    split = True
+    while split and labels.max() + 1 < most:
+        split = False
+        for k in range(labels.max() + 1):
+            members = np.flatnonzero(labels == k)
+            if durations[members].sum() < 2 * SPLIT_SECONDS:
+                continue
+            halves = _two_means(vectors[members], durations[members])
+            seconds = np.bincount(halves, weights=durations[members], minlength=2)
+            if seconds.min() < SPLIT_SECONDS:
+                continue
+            means = _centres(raw[members], durations[members], halves)
+            if means[0] @ means[1] < SPLIT_SIMILARITY:
+                labels = labels.copy()
+                labels[members[halves == 1]] = labels.max() + 1
+                split = True
+                break
+    return labels
+
+
+def _two_means(vectors: np.ndarray, durations: np.ndarray, rounds: int = 10) -> np.ndarray:
+    """0 or 1 for each L2-normalised vector: 2-means on cosine, from the two least similar vectors."""
+    a, b = np.unravel_index(int((vectors @ vectors.T).argmin()), (len(vectors), len(vectors)))
+    halves = (vectors @ vectors[[a, b]].T).argmax(axis=1)
+    for _ in range(rounds):
+        if halves.min() == halves.max():
+            break
+        moved = (vectors @ _centres(vectors, durations, halves).T).argmax(axis=1)
+        if np.array_equal(moved, halves):
+            break
+        halves = moved
+    return halves
 
 
 def _centres(vectors: np.ndarray, durations: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -159,6 +159,33 @@ def test_cluster_folds_tiny_clusters_and_obeys_bounds():
     assert len(set(cluster(vectors, durations, max_speakers=1))) == 1
 
 
+def _two_voices_in_one_cluster(raw_similarity: float, pieces: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centred vectors of two voices close enough for the cut to join them (30 degrees apart), and raw
+    (uncentred) ones whose two means are `raw_similarity` alike; `pieces` of 2.4 s each."""
+    rng = np.random.default_rng(1)
+    centred_angles, raw_angles = np.radians([0, 30]), [0, np.arccos(raw_similarity)]
+    groups = [np.pad([np.cos(a), np.sin(a)], (0, 6)) for a in centred_angles]
+    raws = [np.pad([np.cos(a), np.sin(a)], (0, 6)) for a in raw_angles]
+    centred = np.concatenate([g + 0.02 * rng.standard_normal((pieces, 8)) for g in groups])
+    raw = np.concatenate([r + 0.02 * rng.standard_normal((pieces, 8)) for r in raws])
+    unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
+    return unit(centred), unit(raw), np.full(2 * pieces, 2.4)
+
+
+def test_a_cluster_of_two_voices_is_split_where_its_halves_sound_like_two_people():
+    centred, raw, durations = _two_voices_in_one_cluster(raw_similarity=0.7)
+    joined = np.zeros(len(centred), int)
+    split = diarization._split_two_voices(centred, raw, durations, joined, most=8)
+    assert len(set(split[:10])) == len(set(split[10:])) == 1 and split[0] != split[10]
+    # one voice's halves stay one speaker; so do halves with too little speech, and a bound of one
+    centred, raw, durations = _two_voices_in_one_cluster(raw_similarity=0.9)
+    assert set(diarization._split_two_voices(centred, raw, durations, joined, most=8)) == {0}
+    centred, raw, durations = _two_voices_in_one_cluster(raw_similarity=0.7, pieces=3)
+    assert set(diarization._split_two_voices(centred, raw, durations, joined[:6], most=8)) == {0}
+    centred, raw, durations = _two_voices_in_one_cluster(raw_similarity=0.7)
+    assert set(diarization._split_two_voices(centred, raw, durations, joined, most=1)) == {0}
+
+
 def test_cluster_agglomerates_a_bounded_sample_of_a_long_recordings_pieces(monkeypatch):
     """Beyond MAX_CLUSTERED_PIECES the tree is built on an evenly spaced sample (its distance matrix
     would grow with the square of the recording's length) and every piece joins its nearest cluster:
