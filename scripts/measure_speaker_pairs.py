@@ -16,6 +16,11 @@
    Each conversation is clustered with a cut of A + B/(k-1) for every k from 2 to 8, and a k whose
    cut finds exactly k speakers is the count (the smallest or the largest such k; the cut for 2
    when none is).
+4. Splitting a cluster of two voices (--split): how alike the two halves of ONE speaker's speech
+   are, as diarization._split_two_voices cuts them (2-means on the centred pieces, cosine of the
+   halves' uncentred means), for stretches of a LibriSpeech reader's 10-minute monologue and for
+   RAVDESS and ASED actors' clips strung together across all their emotions; and the speaker count
+   and frame error over a grid of SPLIT_SIMILARITY (-1: no split) and SPLIT_SECONDS.
 
 The conversations: the diarization benchmark's (`python benchmarks/diarization.py --build-only
 --work DIR`, EmoDB and LibriSpeech voices, clean and overlap + noise) and 24 RAVDESS/ASED
@@ -40,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import tune_diarization as tune  # noqa: E402
 
 from persona_cli import diarization  # noqa: E402
-from persona_cli.audio import SAMPLE_RATE, iter_chunks  # noqa: E402
+from persona_cli.audio import SAMPLE_RATE, iter_chunks, load_audio  # noqa: E402
 from persona_cli.encoders.ge2e import load_ge2e  # noqa: E402
 
 Conversation = tuple[diarization.Listening, list[tuple[float, float, str]]]
@@ -150,6 +155,38 @@ def scaled_cut_counts(conversations: list[Conversation], a: float, b: float) -> 
     return exact
 
 
+def one_voice_halves(data: Path, encoder) -> dict[str, list[float]]:
+    """The similarity of the two halves of one speaker's speech, per kind of recording (4. above)."""
+
+    def halves_similarity(wave: np.ndarray) -> float:
+        chunks = [wave[s : s + 30 * SAMPLE_RATE] for s in range(0, len(wave), 30 * SAMPLE_RATE)]
+        listening = diarization.listen(chunks, encoder, workers=2)
+        pieces = diarization.clustering_pieces(listening, diarization._speech_regions(listening.voiced))
+        assert pieces is not None
+        halves = diarization._two_means(pieces.centred, pieces.durations)
+        means = diarization._centres(pieces.raw, pieces.durations, halves)
+        return float(means[0] @ means[1])
+
+    found: dict[str, list[float]] = {}
+    monologue = load_audio(data / "long" / "7367-86737.opus")
+    for minutes in (0.5, 1, 2, 4):
+        n = int(minutes * 60 * SAMPLE_RATE)
+        stretches = [monologue[s : s + n] for s in range(0, len(monologue) - n + 1, n)][:6]
+        found[f"a reader, {minutes} min stretches"] = [halves_similarity(w) for w in stretches]
+    rng = random.Random(0)
+    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
+    for corpus in ("ravdess", "ased"):
+        speakers = tune.speakers_of(data / corpus)
+        for name in sorted(speakers)[:8]:
+            clips = list(speakers[name])
+            rng.shuffle(clips)
+            wave = np.concatenate([part for clip in clips[:40] for part in (tune.trimmed(clip), pause)])
+            found.setdefault(f"{corpus} actors, 40 clips each (0.8-1.9 min of speech)", []).append(
+                halves_similarity(wave)
+            )
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="a folder built by benchmarks/diarization.py")
@@ -158,6 +195,7 @@ def main() -> None:
     parser.add_argument("--pieces", type=float, nargs="+", default=[2.4, 3.2, 4.0, 5.6])
     parser.add_argument("--distances", type=float, nargs="+", default=[0.9, 1.0])
     parser.add_argument("--scaled-cuts", action="store_true", help="also measure 3. (a grid of A and B)")
+    parser.add_argument("--split", action="store_true", help="also measure 4. (splitting a cluster of two voices)")
     args = parser.parse_args()
     encoder = load_ge2e()
     sets = benchmark_conversations(args.work, encoder)
@@ -209,6 +247,24 @@ def main() -> None:
             for pick in ("min", "max"):
                 cells = [f"{exact[pick]}/{len(conversations)}" for exact, conversations in zip(counts, sets.values())]
                 print(f"| {a} | {b} | {cuts} | {pick} | " + " | ".join(cells) + " |", flush=True)
+    if args.split:
+        print("\nThe two halves of one speaker: cosine of their uncentred means\n")
+        print("| recordings | min | median | max |")
+        print("|---|---|---|---|")
+        for label, values in one_voice_halves(args.data, encoder).items():
+            print(f"| {label} ({len(values)}) | {min(values):.3f} | {np.median(values):.3f} | {max(values):.3f} |")
+        print("\nSplitting clusters: speaker count exact, frame error without a collar\n")
+        print("| SPLIT_SIMILARITY | SPLIT_SECONDS | " + " | ".join(sets) + " |")
+        print("|---|---|" + "---|" * len(sets))
+        kept_split = diarization.SPLIT_SIMILARITY, diarization.SPLIT_SECONDS
+        for similarity, seconds in [(-1.0, 10.0), *itertools.product((0.78, 0.80, 0.82, 0.84), (6.0, 10.0))]:
+            diarization.SPLIT_SIMILARITY, diarization.SPLIT_SECONDS = similarity, seconds
+            cells = []
+            for conversations in sets.values():
+                exact, error = count_and_error(conversations)
+                cells.append(f"{exact}/{len(conversations)}, {100 * error:.1f} %")
+            print(f"| {similarity} | {seconds} | " + " | ".join(cells) + " |", flush=True)
+        diarization.SPLIT_SIMILARITY, diarization.SPLIT_SECONDS = kept_split
 
 
 if __name__ == "__main__":
