@@ -107,8 +107,8 @@ class HeardFeatures:
         if self._moments is not None and features.moments is not None:
             self._moments.append(features.moments)
         if self._frames is not None and features.measures is not None:
-            # frame k is row k: a frame that no chunk could measure (a chunk without a carried part
-            # after it) is a row of NaN; one measured twice is written once
+            # frame k is row k: a frame that no chunk could measure (one running into a chunk that
+            # carried nothing of the chunk before) is a row of NaN; none is written twice
             frames = features.measures.T
             if features.first_frame > self._frames.rows:
                 self._frames.append(np.full((features.first_frame - self._frames.rows, MEASURES), np.nan))
