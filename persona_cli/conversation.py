@@ -150,9 +150,16 @@ class ConversationPredictor:
 
     def _recording(self, path: Path, count: SpeakerCount, progress: Progress | None) -> _Recording | str:
         """The recording diarized and predicted, or why it could not be."""
-        heard = HeardFeatures(self.recipe) if self.recipe else None
+        heard = None
+        if self.recipe is not None:
+            try:
+                heard = HeardFeatures(self.recipe)
+            except OSError as error:  # no temporary files: each segment is embedded from its audio
+                log.warning("persona: %s: no temporary files for the listening pass (%s)", path, error)
         try:
             return self._heard_and_predicted(path, count, progress, heard)
+        except OSError as error:  # a temporary file could not be written or read (a full disk)
+            return f"could not keep the listening pass's measures: {error}"
         finally:
             if heard is not None:
                 heard.close()
@@ -214,24 +221,32 @@ class ConversationPredictor:
         heard: HeardFeatures | None,
         options: PredictOptions,
     ) -> Iterator[EmbeddingResult]:
-        """Each turn's embedding by the model's encoder: from the turn's audio, or from what the
-        listening pass measured, with the encoder's other parts (if any) embedded from the audio."""
+        """Each turn's embedding by the model's encoder: from what the listening pass measured, with
+        the encoder's other parts (if any) embedded from the turn's audio; or wholly from its audio,
+        without `heard` or for a turn that no listening window reaches."""
         if heard is None:
             yield from self.predictor._embed(_turn_audio(path, turns), options)
             return
+        reached = [heard.reaches(listening, turn) for turn in turns]
+        unheard = [turn for turn, heard_it in zip(turns, reached) if not heard_it]
+        heard_turns = [turn for turn, heard_it in zip(turns, reached) if heard_it]
+        from_audio = iter(self.predictor._embed(_turn_audio(path, unheard), options) if unheard else [])
         rest = heard.recipe.rest
         if rest is None:  # nothing to read from the audio again
             results: Iterable[EmbeddingResult] = (
                 EmbeddingResult(None, turn.duration_s, speech_s=listening.speech_between(turn.start_s, turn.end_s))
-                for turn in turns
+                for turn in heard_turns
             )
         else:
-            results = self.predictor._embed(_turn_audio(path, turns), options, encoder=rest)
-        for turn, result in zip(turns, results, strict=True):
+            results = self.predictor._embed(_turn_audio(path, heard_turns), options, encoder=rest)
+        heard_results = iter(results)
+        for turn, heard_it in zip(turns, reached):
+            if not heard_it:
+                yield next(from_audio)
+                continue
+            result = next(heard_results)
             if result.error is None:
                 result.vector = heard.vector(listening, turn, result.vector)
-                if result.vector is None:
-                    result.error = "no speech window heard in this segment"
             # the engine checks the speech of what it embeds; here the listening pass's flags say it
             yield self.predictor._speech_checked(result) if rest is None else result
 

@@ -74,8 +74,8 @@ MIN_SPEAKER_SECONDS = 6.0
 SAME_SPEAKER_SIMILARITY = 0.9
 # A cluster is split in two where its two halves (2-means on the centred pieces) are less alike than
 # this, uncentred, and each holds at least SPLIT_SECONDS of speech: two voices the cut joined. One
-# speaker's halves stay above it, even an actor's across all of their acted emotions (0.81-0.91
-# for RAVDESS and ASED actors, 0.91-0.97 for a reader's 0.5-4 minutes; docs/long-recordings.md).
+# speaker's halves stayed above it in every recording measured, an actor's across all of their acted
+# emotions included, if only just (docs/long-recordings.md, "Splitting a cluster of two voices").
 SPLIT_SIMILARITY = 0.80
 SPLIT_SECONDS = 10.0  # halves with less speech have means too noisy to compare
 REFINEMENT_ROUNDS = 5  # moves of every piece to its nearest cluster centre
@@ -452,8 +452,11 @@ def _split_two_voices(
 
 
 def _two_means(vectors: np.ndarray, durations: np.ndarray, rounds: int = 10) -> np.ndarray:
-    """0 or 1 for each L2-normalised vector: 2-means on cosine, from the two least similar vectors."""
-    a, b = np.unravel_index(int((vectors @ vectors.T).argmin()), (len(vectors), len(vectors)))
+    """0 or 1 for each L2-normalised vector: 2-means on cosine, from two far-apart vectors (the one
+    least like the mean, and the one least like that; all pairs would take memory that grows with
+    the square of a long recording's pieces)."""
+    a = int((vectors @ vectors.mean(axis=0)).argmin())
+    b = int((vectors @ vectors[a]).argmin())
     halves = (vectors @ vectors[[a, b]].T).argmax(axis=1)
     for _ in range(rounds):
         if halves.min() == halves.max():

@@ -11,7 +11,11 @@ it goes (the GE2E network, with or without its layer statistics, and prosody: th
   renormalised mean of their embeddings; for `ge2e-layers` the mean and std of the LSTM layers'
   outputs over their frames, from each window's moments);
 - prosody: the functionals of the prosody frames inside the segment, each frame measured once as
-  its chunk was heard (the same frames, 40 ms every 20 ms, that the encoder cuts from the segment).
+  its chunk was heard (40 ms every 20 ms as the encoder cuts them, but on the recording's grid, so
+  up to 10 ms from where the encoder would start them in the segment).
+
+A segment that no listening window reaches (a lone word between long pauses: windows need half
+their 1.6 s to be speech) is embedded from its own audio by the whole encoder, as before.
 
 Any other part (MFCC, `hf:` models, ...) is still embedded from the segment's audio, read again. The
 price is a difference in what the GE2E network saw: windows at their 30 s chunk's volume, with
@@ -75,14 +79,19 @@ class _Tape:
     def __init__(self, width: int):
         self.width = width
         self.rows = 0
-        self._file = tempfile.TemporaryFile(prefix="persona-listening-", buffering=0)
+        self._flushed = True
+        self._file = tempfile.TemporaryFile(prefix="persona-listening-")
 
     def append(self, rows: np.ndarray) -> None:
         self._file.write(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
         self.rows += len(rows)
+        self._flushed = False
 
     def read(self, first: int, last: int) -> np.ndarray:
         """Rows first..last-1 (fewer where the tape ends sooner)."""
+        if not self._flushed:  # reads go to the file itself, past the write buffer
+            self._file.flush()
+            self._flushed = True
         first, last = max(first, 0), min(last, self.rows)
         row_bytes = self.width * 4
         data = os.pread(self._file.fileno(), max(last - first, 0) * row_bytes, first * row_bytes)
@@ -114,17 +123,21 @@ class HeardFeatures:
                 self._frames.append(np.full((features.first_frame - self._frames.rows, MEASURES), np.nan))
             self._frames.append(frames[self._frames.rows - features.first_frame :])
 
-    def vector(self, listening: Listening, turn: Turn, rest_vector: np.ndarray | None) -> np.ndarray | None:
-        """The segment's whole vector, its other parts' columns taken from `rest_vector` in order;
-        None when no window was heard near it."""
+    @staticmethod
+    def reaches(listening: Listening, turn: Turn) -> bool:
+        """Whether any listening window overlaps `turn`: its vector can be made from what was heard."""
+        reach = WINDOW_SAMPLES / 2 / SAMPLE_RATE
+        first, last = _inside(listening.window_centres_s, turn.start_s - reach, turn.end_s + reach)
+        return last > first
+
+    def vector(self, listening: Listening, turn: Turn, rest_vector: np.ndarray | None) -> np.ndarray:
+        """The segment's whole vector (a turn that `reaches`), its other parts' columns taken from
+        `rest_vector` in order."""
         rest = iter(np.split(rest_vector, np.cumsum(self._rest_dims())[:-1]) if rest_vector is not None else [])
         columns = []
         for part in self.recipe.parts:
             if part is self.recipe.listener:
-                heard = self._ge2e(listening, turn)
-                if heard is None:
-                    return None
-                columns.append(heard)
+                columns.append(self._ge2e(listening, turn))
             elif part is self.recipe.prosody:
                 columns.append(self._prosody(turn))
             else:
@@ -135,19 +148,20 @@ class HeardFeatures:
         parts = self.recipe.parts
         return [part.dim for part in parts if part is not self.recipe.listener and part is not self.recipe.prosody]
 
-    def _ge2e(self, listening: Listening, turn: Turn) -> np.ndarray | None:
+    def _ge2e(self, listening: Listening, turn: Turn) -> np.ndarray:
         """The GE2E columns of `turn`, from the windows wholly inside it: a window reaching past
         the turn hears the pause or the other voice beside it. A turn too short to hold a whole
-        window takes the windows centred inside it, and failing those the nearest one."""
+        window takes the windows centred inside it, and failing those the nearest that overlaps it."""
         centres = listening.window_centres_s
-        if len(centres) == 0:
-            return None
         reach = WINDOW_SAMPLES / 2 / SAMPLE_RATE
         first, last = _inside(centres, turn.start_s + reach, turn.end_s - reach)
         if first >= last:
             first, last = _inside(centres, turn.start_s, turn.end_s)
         if first >= last:
-            first = int(np.abs(centres - (turn.start_s + turn.end_s) / 2).argmin())
+            first, last = _inside(centres, turn.start_s - reach, turn.end_s + reach)
+            if first >= last:
+                raise ValueError(f"no listening window reaches the turn at {turn.start_s:.2f} s")
+            first += int(np.abs(centres[first:last] - (turn.start_s + turn.end_s) / 2).argmin())
             last = first + 1
         mean = listening.window_vectors[first:last].mean(axis=0, dtype=np.float64)
         embedding = (mean / np.linalg.norm(mean)).astype(np.float32)

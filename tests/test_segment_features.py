@@ -158,3 +158,34 @@ def test_every_way_of_making_segment_vectors_gives_the_same_turns_and_a_predicti
     assert [(s.start_s, s.end_s, s.speaker) for s in other] == [(s.start_s, s.end_s, s.speaker) for s in default]
     assert all(s.emotion is not None and s.gender is not None and s.error is None for s in other)
     assert {s.encoder for s in other} == {encoder_name}
+
+
+def test_a_turn_no_listening_window_reaches_is_embedded_from_its_own_audio(conversation, tmp_path):  # noqa: F811
+    """A lone word between long pauses has no window (windows need half their 1.6 s to be speech),
+    and a clip shorter than a window has none at all: such turns get their vector from their audio."""
+    import soundfile as sf
+
+    from persona_cli.predictor import Predictor
+
+    path, reference = conversation
+    wave = load_audio(path)
+    start, end, _ = reference[0]
+    word = wave[round(start * SAMPLE_RATE) : round(start * SAMPLE_RATE) + round(0.8 * SAMPLE_RATE)]
+    silence = np.zeros(3 * SAMPLE_RATE, np.float32)
+    lone = tmp_path / "a lone word.flac"
+    sf.write(lone, np.concatenate([wave[: 20 * SAMPLE_RATE], silence, word, silence]), SAMPLE_RATE)
+    short = tmp_path / "one short clip.flac"
+    sf.write(
+        short, wave[round(start * SAMPLE_RATE) : round(start * SAMPLE_RATE) + round(1.2 * SAMPLE_RATE)], SAMPLE_RATE
+    )
+
+    recipe = SegmentRecipe.of(load_encoder("ge2e-layers+prosody"))
+    listening = listen(_chunks(load_audio(lone), 30), recipe.listener)
+    last = diarize(listening)[-1]
+    assert last.start_s > 23 and not HeardFeatures.reaches(listening, last)
+
+    predictor = Predictor(workers=0)
+    for recording in (lone, short):
+        segments = list(predictor.predict_segments([recording]))
+        assert segments and all(s.error is None and s.emotion is not None for s in segments), segments
+        assert all(s.gender is not None for s in predictor.predict_speakers([recording]))
