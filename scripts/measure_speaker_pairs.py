@@ -135,6 +135,15 @@ def count_and_error(conversations: list[Conversation]) -> tuple[int, float]:
     return exact, float(np.mean(errors))
 
 
+def count_cells(sets: dict[str, list[Conversation]]) -> str:
+    """Each set's exact counts and mean frame error under the module settings now, as table cells."""
+    cells = []
+    for conversations in sets.values():
+        exact, error = count_and_error(conversations)
+        cells.append(f"{exact}/{len(conversations)}, {100 * error:.1f} %")
+    return " | ".join(cells)
+
+
 def scaled_cut_counts(conversations: list[Conversation], a: float, b: float) -> dict[str, int]:
     """How many conversations the cut A + B/(k-1) counts exactly (3. above), choosing the smallest
     and the largest consistent k: {"min": ..., "max": ...}."""
@@ -231,11 +240,7 @@ def main() -> None:
     for piece in args.pieces:
         for distance in args.distances:
             diarization.PIECE_SECONDS, diarization.SPEAKER_DISTANCE = piece, distance
-            cells = []
-            for conversations in sets.values():
-                exact, error = count_and_error(conversations)
-                cells.append(f"{exact}/{len(conversations)}, {100 * error:.1f} %")
-            print(f"| {piece} | {distance} | " + " | ".join(cells) + " |", flush=True)
+            print(f"| {piece} | {distance} | " + count_cells(sets) + " |", flush=True)
     diarization.PIECE_SECONDS, diarization.SPEAKER_DISTANCE = kept
     if args.scaled_cuts:
         print("\nA cut of A + B/(k-1): speaker count exact\n")
@@ -259,11 +264,7 @@ def main() -> None:
         kept_split = diarization.SPLIT_SIMILARITY, diarization.SPLIT_SECONDS
         for similarity, seconds in [(-1.0, 10.0), *itertools.product((0.78, 0.80, 0.82, 0.84), (6.0, 10.0))]:
             diarization.SPLIT_SIMILARITY, diarization.SPLIT_SECONDS = similarity, seconds
-            cells = []
-            for conversations in sets.values():
-                exact, error = count_and_error(conversations)
-                cells.append(f"{exact}/{len(conversations)}, {100 * error:.1f} %")
-            print(f"| {similarity} | {seconds} | " + " | ".join(cells) + " |", flush=True)
+            print(f"| {similarity} | {seconds} | " + count_cells(sets) + " |", flush=True)
         diarization.SPLIT_SIMILARITY, diarization.SPLIT_SECONDS = kept_split
 
 
