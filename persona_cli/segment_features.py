@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +39,11 @@ from persona_cli.audio import SAMPLE_RATE
 from persona_cli.diarization import WINDOW_SAMPLES, ChunkFeatures, Listening, Turn
 from persona_cli.encoders.base import Encoder
 from persona_cli.encoders.fused import FusedEncoder
-from persona_cli.encoders.ge2e import LAYER_STATS_DIM, GE2EEncoder, GE2ELayersEncoder, moments_to_mean_std
+from persona_cli.encoders.ge2e import LAYER_STATS_DIM, GE2EEncoder, GE2ELayersEncoder
 from persona_cli.encoders.prosody import FRAME as PROSODY_FRAME, HOP as PROSODY_HOP, MEASURES, ProsodyEncoder
+
+#: how far a listening window reaches either side of its centre, in seconds
+_WINDOW_REACH_S = WINDOW_SAMPLES / 2 / SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -126,34 +128,29 @@ class HeardFeatures:
     @staticmethod
     def reaches(listening: Listening, turn: Turn) -> bool:
         """Whether any listening window overlaps `turn`: its vector can be made from what was heard."""
-        reach = WINDOW_SAMPLES / 2 / SAMPLE_RATE
-        first, last = _inside(listening.window_centres_s, turn.start_s - reach, turn.end_s + reach)
+        first, last = _inside(listening.window_centres_s, turn.start_s - _WINDOW_REACH_S, turn.end_s + _WINDOW_REACH_S)
         return last > first
 
     def vector(self, listening: Listening, turn: Turn, rest_vector: np.ndarray | None) -> np.ndarray:
         """The segment's whole vector (a turn that `reaches`), its other parts' columns taken from
         `rest_vector` in order."""
-        rest = iter(np.split(rest_vector, np.cumsum(self._rest_dims())[:-1]) if rest_vector is not None else [])
-        columns = []
+        columns, taken = [], 0  # of rest_vector
         for part in self.recipe.parts:
             if part is self.recipe.listener:
                 columns.append(self._ge2e(listening, turn))
             elif part is self.recipe.prosody:
                 columns.append(self._prosody(turn))
             else:
-                columns.append(next(rest))
+                assert rest_vector is not None
+                columns.append(rest_vector[taken : taken + part.dim])
+                taken += part.dim
         return np.concatenate(columns).astype(np.float32)
-
-    def _rest_dims(self) -> Sequence[int]:
-        parts = self.recipe.parts
-        return [part.dim for part in parts if part is not self.recipe.listener and part is not self.recipe.prosody]
 
     def _ge2e(self, listening: Listening, turn: Turn) -> np.ndarray:
         """The GE2E columns of `turn`, from the windows wholly inside it: a window reaching past
         the turn hears the pause or the other voice beside it. A turn too short to hold a whole
         window takes the windows centred inside it, and failing those the nearest that overlaps it."""
-        centres = listening.window_centres_s
-        reach = WINDOW_SAMPLES / 2 / SAMPLE_RATE
+        centres, reach = listening.window_centres_s, _WINDOW_REACH_S
         first, last = _inside(centres, turn.start_s + reach, turn.end_s - reach)
         if first >= last:
             first, last = _inside(centres, turn.start_s, turn.end_s)
@@ -163,13 +160,12 @@ class HeardFeatures:
                 raise ValueError(f"no listening window reaches the turn at {turn.start_s:.2f} s")
             first += int(np.abs(centres[first:last] - (turn.start_s + turn.end_s) / 2).argmin())
             last = first + 1
-        mean = listening.window_vectors[first:last].mean(axis=0, dtype=np.float64)
-        embedding = (mean / np.linalg.norm(mean)).astype(np.float32)
-        if self._moments is None:
-            return embedding
-        # every window has as many frames, so the turn's moments are its windows' mean
-        moments = self._moments.read(first, last).mean(axis=0, dtype=np.float64)
-        return np.concatenate([embedding, moments_to_mean_std(moments)])
+        # the windows' [embedding | layer moments] are the terms the encoder pools a file's partials
+        # by (every window has as many frames), so its own pool_finish makes the columns
+        terms = listening.window_vectors[first:last].astype(np.float64)
+        if self._moments is not None:
+            terms = np.concatenate([terms, self._moments.read(first, last)], axis=1)
+        return self.recipe.listener.pool_finish(terms.mean(axis=0))
 
     def _prosody(self, turn: Turn) -> np.ndarray:
         """The prosody functionals of the frames wholly inside `turn`."""
